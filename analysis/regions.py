@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from skimage.measure import regionprops_table
 
-from artseg.metrics import object_scores, pixel_scores
+from artseg.metrics import matched_predictions, object_scores, pixel_scores
 
 REGIONS = ("artifact", "artifact_free_manual", "artifact_free_model", "whole_image")
 
@@ -155,22 +155,3 @@ def nuclei_morphometry(
     out = pd.concat(frames, ignore_index=True)
     return out[columns]
 
-
-def matched_predictions(
-    true_labels: np.ndarray, pred_labels: np.ndarray, iou_threshold: float = 0.5
-) -> np.ndarray:
-    """Return a boolean array over predicted label ids: overlaps a true object with IoU > threshold."""
-    true_labels = np.asarray(true_labels).ravel().astype(np.int64)
-    pred_labels = np.asarray(pred_labels).ravel().astype(np.int64)
-    n_true = int(true_labels.max()) + 1
-    n_pred = int(pred_labels.max()) + 1
-    overlap = np.bincount(true_labels * n_pred + pred_labels, minlength=n_true * n_pred)
-    overlap = overlap.reshape(n_true, n_pred)
-    area_true = overlap.sum(axis=1)
-    area_pred = overlap.sum(axis=0)
-    union = area_true[:, None] + area_pred[None, :] - overlap
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, overlap / union, 0.0)
-    iou[0, :] = 0.0
-    iou[:, 0] = 0.0
-    return (iou > iou_threshold).any(axis=0)
