@@ -348,6 +348,15 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
 # --------------------------------------------------------------------------- writers
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def _atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it into place, else delete it."""
@@ -360,6 +369,7 @@ def _atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
