@@ -1,0 +1,21 @@
+"""Score-CAM saliency maps: which pixels made the classifier say "artifact".
+
+Public API
+----------
+score_cam
+    Batched Score-CAM with optional top-k channels, baseline and bf16 scoring.
+score_cam_reference
+    The plain float32 one-mask-at-a-time loop, for checking `score_cam`.
+resolve_target_layer
+    The rule that picks the explained layer when none is given.
+combine_channel_maps
+    Weighted channel sum -> ReLU -> [0, 1], the last step of Score-CAM.
+
+See ``docs/score_cam.md`` for the exact algorithm and how it differs from other libraries.
+"""
+
+from artseg.cam._layers import resolve_target_layer
+from artseg.cam._reference import score_cam_reference
+from artseg.cam._score_cam import combine_channel_maps, score_cam
+
+__all__ = ["combine_channel_maps", "resolve_target_layer", "score_cam", "score_cam_reference"]

@@ -1,0 +1,68 @@
+"""``artseg train``: fit a ScoreCAM-U-Net (or strongly supervised U-Net) and write a model folder."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+from artseg.config import load_config
+from artseg.errors import ArtsegInputError
+from artseg.io import read_image_manifest
+from artseg.model_io import CONFIG_NAME
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` subcommand."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train an artifact segmenter from an image manifest",
+        description=(
+            "Train the classifier on image-level labels, make Score-CAM pseudo-masks, train the U-Net on "
+            "them and choose the cut-offs on validation images (mode weak, the paper's ScoreCAM-U-Net); "
+            "or train the U-Net on the manifest's masks (mode strong). Writes MODEL_DIR/config.json, "
+            "the weights and per-epoch logs."
+        ),
+    )
+    parser.add_argument("--manifest", required=True, type=Path, help="image manifest CSV (image, label[, mask, split])")
+    parser.add_argument("--out", required=True, type=Path, help="model folder to write")
+    parser.add_argument("--config", default="paper",
+                        help="built-in 'fast' or 'paper' (default), or a JSON/TOML file of overrides")
+    parser.add_argument("--seed", type=int, default=None, help="seed for everything (default: the config's)")
+    parser.add_argument("--mode", choices=("weak", "strong"), default=None,
+                        help="override the config's mode: weak (image labels) or strong (pixel masks)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and save; returns the exit status."""
+    from artseg.pipeline import ArtifactSegmenter  # torch import only when the command runs
+
+    config = load_config(args.config)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.mode is not None:
+        config = dataclasses.replace(config, mode=args.mode)
+    out = Path(args.out)
+    existing = out / CONFIG_NAME
+    if existing.exists():
+        if not args.overwrite:
+            raise ArtsegInputError(f"{out}: already holds a model; choose another --out or pass --overwrite")
+        existing.unlink()  # an interrupted retrain must not leave the old config next to new weights
+    if out.exists() and not out.is_dir():
+        raise ArtsegInputError(f"{out}: exists and is not a folder")
+    manifest = read_image_manifest(args.manifest, require_label=True)
+    started = time.perf_counter()
+    print(f"training {config.mode} segmenter, config {config.name!r}, seed {config.seed}, "
+          f"{len(manifest)} manifest rows")
+    segmenter = ArtifactSegmenter(config)
+    segmenter.fit(manifest, progress=not args.quiet, log_dir=out)
+    segmenter.save(out)
+    calibration = segmenter.calibration
+    print(f"saved {out} in {time.perf_counter() - started:.0f} s: cut-off {calibration.cutoff:g}, "
+          f"min object size {calibration.min_object_size} px (chosen on {calibration.selected_on}, "
+          f"val IoU {calibration.val_iou if calibration.val_iou is not None else float('nan'):.3f})")
+    return 0

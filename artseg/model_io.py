@@ -1,0 +1,171 @@
+"""Model folders: ``config.json`` plus one ``<name>.pt`` state_dict per network.
+
+``config.json`` records the format version, the package version, every network's spec
+(so the folder rebuilds its networks without pickled code), the SHA-256 of every weight
+file, and whatever metadata the caller adds (configuration, normalisation, cut-offs,
+training summary). Weights are written with ``torch.save(state_dict)`` and read with
+``torch.load(..., weights_only=True)``. Every file is written under a temporary name and
+renamed; ``config.json`` is written last, so a folder without it is incomplete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from artseg import __version__
+from artseg.errors import ArtsegInputError
+from artseg.nets import build_network, network_spec
+
+FORMAT_NAME = "artseg-model"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+
+
+def save_model_folder(folder: str | Path, networks: dict[str, nn.Module], metadata: dict[str, Any]) -> Path:
+    """Write networks and metadata to ``folder`` (created if needed; existing files replaced).
+
+    Parameters
+    ----------
+    folder : path
+    networks : dict
+        ``{name: module}``; each module must be a registered network (see
+        :func:`artseg.nets.register_network`). Saved as ``<name>.pt``.
+    metadata : dict
+        JSON-serialisable; stored under ``"metadata"`` in ``config.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``config.json`` path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = {}
+    for name, module in networks.items():
+        file_name = f"{name}.pt"
+        state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+        _atomic_write(folder / file_name, lambda handle, s=state: torch.save(s, handle))
+        entries[name] = {
+            "spec": network_spec(module),
+            "file": file_name,
+            "sha256": file_sha256(folder / file_name),
+        }
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "artseg_version": __version__,
+        "networks": entries,
+        "metadata": metadata,
+    }
+    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+    _atomic_write(folder / CONFIG_NAME, lambda handle: handle.write(text.encode("utf-8")))
+    return folder / CONFIG_NAME
+
+
+def read_model_config(folder: str | Path) -> dict[str, Any]:
+    """Return the validated ``config.json`` of a model folder (weights not read)."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise ArtsegInputError(f"{folder}: model folder does not exist")
+    if not path.is_file():
+        raise ArtsegInputError(f"{path}: missing; {folder} is not a (complete) ArtSeg model folder")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtsegInputError(f"{path}: unreadable model config ({err})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ArtsegInputError(f"{path}: not an ArtSeg model config (format is not {FORMAT_NAME!r})")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtsegInputError(
+            f"{path}: model format version {version!r} is not supported by artseg {__version__} "
+            f"(expects {FORMAT_VERSION}); retrain the model or use the artseg version that wrote it "
+            f"({document.get('artseg_version', 'unknown')})"
+        )
+    if not isinstance(document.get("networks"), dict) or not isinstance(document.get("metadata"), dict):
+        raise ArtsegInputError(f"{path}: 'networks' and 'metadata' must be mappings")
+    return document
+
+
+def load_model_folder(folder: str | Path) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """Rebuild the networks of a model folder and return ``(networks, metadata)``.
+
+    Networks are returned in eval mode on the CPU.
+
+    Raises
+    ------
+    ArtsegInputError
+        Missing folder or file, unsupported format version, a weight file whose SHA-256 differs
+        from the recorded one, or weights that do not fit the recorded architecture.
+    """
+    folder = Path(folder)
+    document = read_model_config(folder)
+    networks = {}
+    for name, entry in document["networks"].items():
+        try:
+            spec, file_name, expected_hash = entry["spec"], entry["file"], entry["sha256"]
+        except (KeyError, TypeError):
+            raise ArtsegInputError(f"{folder / CONFIG_NAME}: network {name!r} lacks spec, file or sha256") from None
+        path = folder / file_name
+        if Path(file_name).name != file_name:
+            raise ArtsegInputError(f"{folder / CONFIG_NAME}: weight file name {file_name!r} must be a plain name")
+        if not path.is_file():
+            raise ArtsegInputError(f"{path}: weight file missing")
+        actual_hash = file_sha256(path)
+        if actual_hash != expected_hash:
+            raise ArtsegInputError(
+                f"{path}: SHA-256 {actual_hash[:12]}... does not match config.json ({str(expected_hash)[:12]}...); "
+                "the file was modified or corrupted"
+            )
+        module = build_network(spec)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ArtsegInputError(
+                f"{path}: holds objects other than tensors; refusing to unpickle it (weights_only=True)"
+            ) from None
+        except (RuntimeError, EOFError, ValueError) as err:
+            raise ArtsegInputError(f"{path}: unreadable weight file ({_first_line(err)})") from None
+        try:
+            module.load_state_dict(state, strict=True)
+        except (RuntimeError, TypeError, AttributeError, ValueError, KeyError) as err:
+            raise ArtsegInputError(
+                f"{path}: weights do not fit the recorded {spec.get('name')} network ({_first_line(err)})"
+            ) from None
+        networks[name] = module.eval()
+    return networks, document["metadata"]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the hexadecimal SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

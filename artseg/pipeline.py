@@ -1,0 +1,676 @@
+"""ScoreCAM-U-Net (paper §2.2, Fig. 1): segment artifacts after training on image-level labels.
+
+``fit``: normalise each image → train the ResNet classifier on image labels → Score-CAM on
+artifact-labelled training and validation images → pseudo-masks = map > 0.05 (clean images:
+empty) → train the U-Net on the pseudo-masks → choose the probability cut-off and the
+smallest kept object on validation images by pooled pixel IoU.
+``predict``: classifier probability; at or above the gate, the U-Net probability map (tiled) →
+cut-off → small-object removal; below it, an empty mask.
+
+``mode="strong"`` is the strongly supervised U-Net of the paper's comparison: the same class
+trains the U-Net on the manifest's pixel masks and applies it to every image (no classifier).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from artseg import io as artseg_io
+from artseg.config import SegmenterConfig, config_from_dict, config_to_dict, load_config
+from artseg.errors import ArtsegInputError
+from artseg.model_io import CONFIG_NAME, load_model_folder, save_model_folder
+from artseg.nets import build_network
+from artseg.tiling import extract_patches, predict_tiled
+from artseg.train import TrainConfig, TrainResult, autocast_context, fit, memory_format_for, resolve_precision
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Prediction:
+    """Result of :meth:`ArtifactSegmenter.predict` for one image.
+
+    Attributes
+    ----------
+    p_artifact : float
+        Classifier probability that the image contains an artifact (weak mode); in strong
+        mode the largest U-Net pixel probability.
+    probability : numpy.ndarray
+        float32 ``(H, W)`` U-Net artifact probability (zeros when the gate said clean).
+    mask : numpy.ndarray
+        bool ``(H, W)`` artifact mask after cut-off and small-object removal.
+    contains_artifact : bool
+        The image-level call: ``p_artifact >= gate`` (weak) or "any mask pixel" (strong).
+    """
+
+    p_artifact: float
+    probability: np.ndarray
+    mask: np.ndarray
+    contains_artifact: bool
+
+
+@dataclass
+class Calibration:
+    """Post-processing numbers fixed at fit time (paper §2.3.3).
+
+    ``selected_on`` is ``"pixel_masks"`` (the manifest's masks of validation images),
+    ``"pseudo_masks"`` (no pixel masks: validation pseudo-masks) or ``"config"`` (both
+    numbers given in the configuration).
+    """
+
+    cutoff: float
+    min_object_size: int
+    selected_on: str
+    val_iou: float | None = None
+
+
+@dataclass
+class TrainingData:
+    """Normalised images and labels of the rows used for fitting (test rows excluded)."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray
+    masks: list[np.ndarray] | None
+    splits: np.ndarray
+    split_source: str
+    names: list[str] = field(default_factory=list)
+
+
+def make_pseudo_masks(
+    cam_maps: Sequence[np.ndarray] | np.ndarray, labels: Sequence[int] | np.ndarray, config: SegmenterConfig,
+    *, images: Sequence[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Turn Score-CAM maps into pseudo-masks for U-Net training (paper §2.3.1).
+
+    Parameters
+    ----------
+    cam_maps : sequence of numpy.ndarray
+        One map in [0, 1] per image (any 2-D shape each). Maps of clean images are ignored
+        and may be zeros.
+    labels : sequence of int
+        Image labels, 1 = contains an artifact, 0 = clean.
+    config : SegmenterConfig
+        Uses ``config.cam.pseudo_cutoff`` (0.05 in the paper), ``pseudo_method`` and
+        ``refine`` (see :class:`artseg.config.CamConfig` and :mod:`artseg.weak`).
+    images : sequence of numpy.ndarray, optional
+        Normalised images the maps belong to (same shapes); needed by ``refine="superpixels"``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        bool masks: ``map > cutoff`` (refined) for artifact images, all False for clean ones.
+
+    Examples
+    --------
+    >>> maps = [np.array([[0.0, 0.5]]), np.array([[0.9, 0.9]])]
+    >>> [m.tolist() for m in make_pseudo_masks(maps, [1, 0], SegmenterConfig())]
+    [[[False, True]], [[False, False]]]
+    """
+    if len(cam_maps) != len(labels):
+        raise ArtsegInputError(f"{len(cam_maps)} Score-CAM maps but {len(labels)} labels")
+    from artseg.weak import adaptive_cutoff, refine_to_superpixels
+
+    cam = config.cam
+    if cam.refine == "superpixels" and (images is None or len(images) != len(labels)):
+        raise ArtsegInputError("cam.refine='superpixels' needs the images the Score-CAM maps belong to")
+    masks = []
+    for row, (cam_map, label) in enumerate(zip(cam_maps, labels)):
+        cam_map = np.asarray(cam_map)
+        if int(label) != 1:
+            masks.append(np.zeros(cam_map.shape, dtype=bool))
+            continue
+        cutoff = adaptive_cutoff(cam_map, cam.pseudo_method, fixed=cam.pseudo_cutoff,
+                                 percentile=cam.pseudo_percentile, floor=cam.pseudo_cutoff)
+        mask = cam_map > cutoff
+        if cam.refine == "superpixels":
+            mask = refine_to_superpixels(images[row], mask, n_segments=cam.superpixel_segments,
+                                         min_fraction=cam.refine_min_fraction)
+        masks.append(mask)
+    return masks
+
+
+def assign_splits(
+    labels: np.ndarray, splits: Sequence[str | None] | None, *, val_fraction: float, seed: int
+) -> tuple[np.ndarray, str]:
+    """Complete a train/val/test assignment with a seeded split stratified by label.
+
+    Rows without a split are divided into train and val (``val_fraction`` of each label,
+    at least one val image per label when a label has two or more images). If the result
+    has no val rows, a seeded share of the train rows becomes val.
+
+    Returns
+    -------
+    splits : numpy.ndarray of str
+    source : str
+        ``"manifest"`` (all given), ``"seeded"`` (none given) or ``"manifest+seeded"``.
+    """
+    labels = np.asarray(labels)
+    given = np.array([None] * len(labels), dtype=object) if splits is None else np.array(list(splits), dtype=object)
+    given = np.array([s if isinstance(s, str) and s else None for s in given], dtype=object)
+    missing = np.array([s is None for s in given])
+    result = given.copy()
+    rng = np.random.default_rng(seed)
+    result[missing] = _stratified_val(labels, missing, val_fraction, rng)[missing]
+    if not np.any(result == "val"):
+        result[_stratified_val(labels, result == "train", val_fraction, rng) == "val"] = "val"
+    if missing.all():
+        source = "seeded"
+    elif missing.any() or not np.any(given == "val"):
+        source = "manifest+seeded"
+    else:
+        source = "manifest"
+    return result.astype(str), source
+
+
+def _stratified_val(labels: np.ndarray, candidates: np.ndarray, fraction: float, rng) -> np.ndarray:
+    out = np.array(["train"] * len(labels), dtype=object)
+    for label in np.unique(labels[candidates]):
+        rows = np.flatnonzero(candidates & (labels == label))
+        rows = rows[rng.permutation(len(rows))]
+        n_val = int(round(fraction * len(rows)))
+        if len(rows) >= 2:
+            n_val = min(max(n_val, 1), len(rows) - 1)
+        out[rows[:n_val]] = "val"
+    return out
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D float image (antialiased when shrinking)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape == tuple(shape):
+        return image.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(image))[None, None]
+    out = F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].numpy()
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a 2-D boolean mask."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == tuple(shape):
+        return mask.copy()
+    tensor = torch.from_numpy(mask.astype(np.uint8))[None, None].float()
+    return F.interpolate(tensor, size=tuple(shape), mode="nearest-exact")[0, 0].numpy() > 0.5
+
+
+def load_training_data(manifest_df: pd.DataFrame, config: SegmenterConfig, *, progress: bool = True) -> TrainingData:
+    """Read, check and normalise the manifest's train/val images (and masks when needed).
+
+    Parameters
+    ----------
+    manifest_df : pandas.DataFrame
+        As returned by :func:`artseg.io.read_image_manifest` (absolute paths; ``label`` 0/1;
+        optional ``mask`` and ``split``).
+    config : SegmenterConfig
+
+    Raises
+    ------
+    ArtsegInputError
+        No ``label`` column or an unlabelled row; strong mode without a ``mask`` for an
+        artifact image; fewer than two train images.
+    """
+    if "image" not in manifest_df.columns:
+        raise ArtsegInputError("manifest has no 'image' column")
+    if "label" not in manifest_df.columns or manifest_df["label"].isna().any():
+        raise ArtsegInputError("training needs a 'label' (1/artifact or 0/clean) on every manifest row")
+    labels_all = manifest_df["label"].astype(int).to_numpy()
+    split_column = manifest_df["split"].tolist() if "split" in manifest_df.columns else None
+    splits_all, source = assign_splits(
+        labels_all, split_column, val_fraction=config.val_fraction, seed=config.seed
+    )
+    keep = np.flatnonzero(splits_all != "test")
+    if np.sum(splits_all == "train") < 2:
+        raise ArtsegInputError("manifest: need at least two training images")
+    has_masks = "mask" in manifest_df.columns
+    mask_paths = manifest_df["mask"].tolist() if has_masks else [None] * len(manifest_df)
+    if config.mode == "strong":
+        for row in keep:
+            if labels_all[row] == 1 and not _has_path(mask_paths[row]):
+                raise ArtsegInputError(
+                    f"manifest row {manifest_df.index[row]} ({manifest_df['image'].iloc[row]}): "
+                    "strong mode needs a 'mask' for every artifact image"
+                )
+    images, masks = [], []
+    paths = manifest_df["image"].tolist()
+    for row in tqdm(keep, desc="reading images", unit="image", disable=not progress, leave=False):
+        image = artseg_io.read_image(paths[row])
+        images.append(normalize(image, config))
+        if _has_path(mask_paths[row]):
+            mask = artseg_io.read_mask(mask_paths[row])
+            artseg_io.check_same_shape(image.shape, mask.shape, "mask", mask_paths[row])
+            masks.append(mask)
+        else:
+            masks.append(None)
+    all_artifact_masks = all(m is not None for m, row in zip(masks, keep) if labels_all[row] == 1)
+    filled = [m if m is not None else np.zeros(img.shape, dtype=bool) for m, img in zip(masks, images)]
+    return TrainingData(
+        images=images,
+        labels=labels_all[keep],
+        masks=filled if (has_masks and all_artifact_masks) else None,
+        splits=splits_all[keep],
+        split_source=source,
+        names=[str(paths[row]) for row in keep],
+    )
+
+
+def normalize(image: np.ndarray, config: SegmenterConfig) -> np.ndarray:
+    """Whole-image percentile normalisation with the configured percentiles."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 2 or min(image.shape) < 1:
+        raise ArtsegInputError(f"expected a 2-D grey image, got shape {image.shape}")
+    return artseg_io.normalize_percentile(image, config.input.normalize_low, config.input.normalize_high)
+
+
+def _has_path(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+class ArtifactSegmenter:
+    """ScoreCAM-U-Net artifact segmenter: fit on labelled images, predict masks, save, load.
+
+    Parameters
+    ----------
+    config : SegmenterConfig or str, optional
+        A configuration or a name/path for :func:`artseg.config.load_config`; default ``"paper"``.
+
+    Examples
+    --------
+    >>> segmenter = ArtifactSegmenter("fast")          # doctest: +SKIP
+    >>> segmenter.fit(artseg.io.read_image_manifest("manifest.csv", require_label=True))  # doctest: +SKIP
+    >>> segmenter.predict(image).mask                  # doctest: +SKIP
+    >>> segmenter.save("model/")                       # doctest: +SKIP
+    """
+
+    def __init__(self, config: SegmenterConfig | str | Path | None = None):
+        if config is None:
+            config = SegmenterConfig()
+        elif not isinstance(config, SegmenterConfig):
+            config = load_config(config)
+        self.config = config
+        self.classifier: nn.Module | None = None
+        self.unet: nn.Module | None = None
+        self.calibration: Calibration | None = None
+        self.histories: dict[str, list[dict]] = {}
+        self.summary: dict[str, Any] = {}
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, manifest_df: pd.DataFrame, *, progress: bool = True, log_dir: str | Path | None = None):
+        """Fit on a validated image manifest (see :func:`load_training_data`); returns ``self``."""
+        data = load_training_data(manifest_df, self.config, progress=progress)
+        return self.fit_arrays(
+            data.images, data.labels, masks=data.masks, splits=data.splits, split_source=data.split_source,
+            progress=progress, log_dir=log_dir,
+        )
+
+    def fit_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        labels: Sequence[int],
+        *,
+        masks: Sequence[np.ndarray] | None = None,
+        splits: Sequence[str] | None = None,
+        split_source: str = "given",
+        progress: bool = True,
+        log_dir: str | Path | None = None,
+    ):
+        """Fit on normalised 2-D images (the pure core of :meth:`fit`); returns ``self``.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            Normalised 2-D images (see :func:`normalize`).
+        labels : sequence of int
+            1 = contains an artifact, 0 = clean.
+        masks : sequence of numpy.ndarray, optional
+            Pixel masks (all False for clean images). Required in strong mode; in weak mode
+            used only to choose the cut-offs.
+        splits : sequence of str, optional
+            ``train`` / ``val`` per image; missing → seeded split (:func:`assign_splits`).
+        log_dir : path, optional
+            Where to write per-epoch CSV logs while training.
+        """
+        cfg = self.config
+        labels = np.asarray(labels, dtype=int)
+        if len(images) != len(labels) or (masks is not None and len(masks) != len(labels)):
+            raise ArtsegInputError("images, labels and masks must have the same length")
+        if splits is None:
+            splits, split_source = assign_splits(labels, None, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        splits = np.asarray(splits)
+        train_rows, val_rows = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
+        if len(train_rows) == 0:
+            raise ArtsegInputError("no training images")
+        if cfg.mode == "strong" and masks is None:
+            raise ArtsegInputError("strong mode needs pixel masks for the training images")
+        if cfg.mode == "weak" and len(np.unique(labels[train_rows])) < 2:
+            raise ArtsegInputError("the classifier needs both artifact and clean images in the training split")
+        timings: dict[str, float] = {}
+        self.summary = {
+            "split_source": split_source,
+            "n_train": int(len(train_rows)),
+            "n_val": int(len(val_rows)),
+            "n_train_artifact": int(labels[train_rows].sum()),
+            "n_val_artifact": int(labels[val_rows].sum()),
+        }
+        log_dir = Path(log_dir) if log_dir is not None else None
+        working = [self._to_unet_scale(image) for image in images]
+        used_rows = np.concatenate([train_rows, val_rows])
+
+        if cfg.mode == "weak":
+            started = time.perf_counter()
+            classifier_inputs = self._classifier_inputs(images)
+            self.classifier = self._seeded_network(cfg.classifier, cfg.seed)
+            result = self._train(
+                self.classifier, classifier_inputs[train_rows], _column(labels[train_rows]),
+                classifier_inputs[val_rows], _column(labels[val_rows]), cfg.classifier_train, cfg.seed,
+                log_dir, "classifier", progress,
+            )
+            timings["classifier_seconds"] = time.perf_counter() - started
+            started = time.perf_counter()
+            cam_rows = used_rows[labels[used_rows] == 1]
+            cam_maps = self._score_cam(classifier_inputs[cam_rows], progress)
+            maps_by_row = {int(row): cam for row, cam in zip(cam_rows, cam_maps)}
+            targets = make_pseudo_masks(
+                [resize_image(maps_by_row[row], working[row].shape) if row in maps_by_row
+                 else np.zeros(working[row].shape, np.float32) for row in range(len(images))],
+                labels, cfg, images=working,
+            )
+            timings["score_cam_seconds"] = time.perf_counter() - started
+            self.summary["pseudo_mask_fraction"] = float(
+                np.mean([targets[row].mean() for row in cam_rows])) if len(cam_rows) else 0.0
+        else:
+            targets = [resize_mask(mask, w.shape) for mask, w in zip(masks, working)]
+
+        started = time.perf_counter()
+        train_px, train_py = self._unet_patches(working, targets, train_rows)
+        val_px, val_py = self._unet_patches(working, targets, val_rows)
+        self.unet = self._seeded_network(cfg.unet, cfg.seed + 1)
+        self._train(self.unet, train_px, train_py, val_px, val_py, cfg.unet_train, cfg.seed + 1,
+                    log_dir, "unet", progress)
+        timings["unet_seconds"] = time.perf_counter() - started
+        if cfg.mode == "weak" and cfg.cam.self_training_rounds > 0:
+            started = time.perf_counter()
+            targets = self._self_train(images, working, labels, targets, train_rows, val_rows, log_dir, progress)
+            timings["self_training_seconds"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        if masks is not None and (cfg.mode == "strong" or cfg.postprocess.calibrate_on == "masks"):
+            truth = [np.asarray(masks[row], dtype=bool) for row in val_rows]
+            selected_on = "pixel_masks"
+        else:
+            truth = [resize_mask(targets[row], images[row].shape) for row in val_rows]
+            selected_on = "pseudo_masks"
+        self.calibration = self._calibrate([images[row] for row in val_rows], truth, selected_on, progress)
+        timings["calibration_seconds"] = time.perf_counter() - started
+        timings["total_seconds"] = sum(timings.values())
+        self.summary["seconds"] = timings
+        return self
+
+    def _self_train(self, images, working, labels, cam_targets, train_rows, val_rows, log_dir, progress):
+        """Retrain the U-Net on its confident predictions inside the dilated CAM region (issue 4)."""
+        from artseg.weak import self_training_labels
+
+        cam = self.config.cam
+        targets = list(cam_targets)
+        for round_index in range(cam.self_training_rounds):
+            for row in np.concatenate([train_rows, val_rows]):
+                if labels[row] != 1:
+                    continue
+                probability = self._probability_map(images[row])
+                if probability.shape != working[row].shape:
+                    probability = resize_image(probability, working[row].shape)
+                targets[row] = self_training_labels(probability, cam_targets[row], confidence=cam.self_training_confidence,
+                                                    dilation=cam.self_training_dilation)
+            train_px, train_py = self._unet_patches(working, targets, train_rows)
+            val_px, val_py = self._unet_patches(working, targets, val_rows)
+            self._train(self.unet, train_px, train_py, val_px, val_py, self.config.unet_train,
+                        self.config.seed + 2 + round_index, log_dir, f"unet_self_training_{round_index + 1}", progress)
+        self.summary["self_training_mask_fraction"] = float(np.mean(
+            [targets[row].mean() for row in np.concatenate([train_rows, val_rows]) if labels[row] == 1] or [0.0]))
+        return targets
+
+    def _train(self, network, train_x, train_y, val_x, val_y, train_config: TrainConfig, seed: int,
+               log_dir: Path | None, name: str, progress: bool) -> TrainResult:
+        network.to(self.device)
+        result = fit(
+            network, train_x, train_y, val_x if len(val_x) else None, val_y if len(val_x) else None,
+            config=dataclasses.replace(train_config, seed=seed),
+            log_csv=None if log_dir is None else log_dir / f"{name}_log.csv",
+            desc=name, progress=progress,
+        )
+        self.histories[name] = result.history
+        self.summary[name] = {
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "precision": result.precision,
+        }
+        return result
+
+    def _seeded_network(self, spec: dict, seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_network(spec).to(self.device)
+
+    def _classifier_inputs(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        size = self.config.input.classifier_size
+        return torch.from_numpy(np.stack([resize_image(image, (size, size)) for image in images])[:, None])
+
+    def _to_unet_scale(self, image: np.ndarray) -> np.ndarray:
+        scale = self.config.input.unet_scale
+        if scale == 1.0:
+            return np.asarray(image, dtype=np.float32)
+        shape = tuple(max(1, int(round(side * scale))) for side in image.shape)
+        return resize_image(image, shape)
+
+    def _unet_patches(self, working, targets, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        patch = self.config.input.unet_patch
+        image_patches, target_patches = [], []
+        for row in rows:
+            x, y = extract_patches(working[row], targets[row], patch)
+            image_patches.append(x)
+            target_patches.append(y)
+        if not image_patches:
+            empty = torch.zeros((0, 1, patch, patch))
+            return empty, empty.to(torch.uint8)
+        x = torch.from_numpy(np.concatenate(image_patches)[:, None].astype(np.float32))
+        y = torch.from_numpy(np.concatenate(target_patches)[:, None].astype(np.uint8))
+        return x, y
+
+    def _score_cam(self, classifier_inputs: torch.Tensor, progress: bool) -> np.ndarray:
+        from artseg.cam import score_cam
+
+        cam = self.config.cam
+        if len(classifier_inputs) == 0:
+            size = self.config.input.classifier_size
+            return np.zeros((0, size, size), np.float32)
+        return score_cam(
+            self.classifier, classifier_inputs.to(self.device), target_layer=self._target_layer(),
+            class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline, precision=cam.precision,
+            progress=progress,
+        )
+
+    def _target_layer(self) -> nn.Module:
+        layer: Any = self.classifier
+        for part in self.config.cam.target_stage.split("."):
+            layer = getattr(layer, part, None)
+        if not isinstance(layer, nn.Module):
+            raise ArtsegInputError(
+                f"cam.target_stage {self.config.cam.target_stage!r} is not a module of the classifier"
+            )
+        return layer
+
+    def _calibrate(self, val_images, truth, selected_on: str, progress: bool) -> Calibration:
+        from artseg.postprocess import search_cutoff
+
+        post = self.config.postprocess
+        if post.cutoff is not None and post.min_object_size is not None:
+            return Calibration(post.cutoff, post.min_object_size, "config")
+        if not val_images:
+            raise ArtsegInputError("no validation images to choose the cut-off on; set postprocess.cutoff and "
+                                   "postprocess.min_object_size or add val images")
+        maps = []
+        for image in tqdm(val_images, desc="calibrating", unit="image", disable=not progress, leave=False):
+            if self.config.mode == "weak" and self.classifier_probability(image) < post.gate_threshold:
+                maps.append(np.zeros(image.shape, np.float32))
+            else:
+                maps.append(self._probability_map(image))
+        cutoffs = [post.cutoff] if post.cutoff is not None else post.cutoff_grid
+        sizes = [post.min_object_size] if post.min_object_size is not None else post.min_object_size_grid
+        best = None
+        for size in sizes:
+            cutoff, iou = search_cutoff(maps, truth, cutoffs=cutoffs, min_size=int(size), progress=False)
+            if best is None or iou > best[2]:
+                best = (cutoff, int(size), iou)
+        return Calibration(float(best[0]), best[1], selected_on, float(best[2]))
+
+    # ------------------------------------------------------------------ prediction
+
+    def _require_fitted(self) -> None:
+        if self.unet is None or self.calibration is None or (self.config.mode == "weak" and self.classifier is None):
+            raise ArtsegInputError("the segmenter is not fitted: call fit() or ArtifactSegmenter.load() first")
+
+    def classifier_probability(self, normalized_image: np.ndarray) -> float:
+        """Classifier probability that a normalised image contains an artifact."""
+        if self.classifier is None:
+            raise ArtsegInputError("no classifier: strong-mode segmenters have none, or fit() was not called")
+        x = self._classifier_inputs([normalized_image]).to(self.device)
+        precision = resolve_precision(self.config.classifier_train.precision, self.device.type)
+        self.classifier.eval()
+        with torch.no_grad(), autocast_context(precision, self.device.type):
+            logits = self.classifier(x.contiguous(memory_format=memory_format_for(precision, self.device.type)))
+        logits = logits.float()
+        if logits.shape[1] == 1:
+            return float(torch.sigmoid(logits)[0, 0])
+        return float(torch.softmax(logits, dim=1)[0, 1])
+
+    def _probability_map(self, normalized_image: np.ndarray) -> np.ndarray:
+        working = self._to_unet_scale(normalized_image)
+        tiling = self.config.tiling
+        multiple = max(32, self.unet.size_multiple if hasattr(self.unet, "size_multiple") else 32)
+        probability = predict_tiled(
+            self._unet_batch, working, tile_size=tiling.tile_size, overlap=tiling.overlap,
+            batch_size=tiling.batch_size, multiple=multiple,
+        )[0]
+        if probability.shape != normalized_image.shape:
+            probability = np.clip(resize_image(probability, normalized_image.shape), 0.0, 1.0)
+        return probability
+
+    def _unet_batch(self, batch: np.ndarray) -> np.ndarray:
+        precision = resolve_precision(self.config.unet_train.precision, self.device.type)
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=memory_format_for(precision, self.device.type))
+        self.unet.eval()
+        with torch.no_grad(), autocast_context(precision, self.device.type):
+            logits = self.unet(x)
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def predict_probability_map(self, image: np.ndarray) -> np.ndarray:
+        """U-Net artifact probability of a raw image, float32 ``(H, W)``, without the gate."""
+        self._require_fitted()
+        return self._probability_map(normalize(image, self.config))
+
+    def cam_map(self, image: np.ndarray) -> np.ndarray:
+        """Score-CAM map of a raw image at its own size (weak mode), float32 in [0, 1]."""
+        self._require_fitted()
+        normalized = normalize(image, self.config)
+        cam = self._score_cam(self._classifier_inputs([normalized]), progress=False)[0]
+        return np.clip(resize_image(cam, normalized.shape), 0.0, 1.0)
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Segment artifacts in one raw 2-D image (normalised here, as in training).
+
+        Returns
+        -------
+        Prediction
+        """
+        from artseg.postprocess import binarize, remove_small
+
+        self._require_fitted()
+        normalized = normalize(image, self.config)
+        gate = self.config.postprocess.gate_threshold
+        if self.config.mode == "weak":
+            p_artifact = self.classifier_probability(normalized)
+            if p_artifact < gate:
+                empty = np.zeros(normalized.shape, np.float32)
+                return Prediction(p_artifact, empty, empty.astype(bool), False)
+        probability = self._probability_map(normalized)
+        mask = remove_small(binarize(probability, self.calibration.cutoff), self.calibration.min_object_size)
+        if self.config.mode == "strong":
+            p_artifact = float(probability.max())
+            return Prediction(p_artifact, probability, mask, bool(mask.any()))
+        return Prediction(p_artifact, probability, mask, True)
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        """Boolean artifact mask of one raw image (see :meth:`predict`)."""
+        return self.predict(image).mask
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder (``config.json`` + weights + training logs); returns the folder."""
+        self._require_fitted()
+        folder = Path(folder)
+        networks = {"unet": self.unet}
+        if self.classifier is not None:
+            networks["classifier"] = self.classifier
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, history in self.histories.items():
+            artseg_io.atomic_write_csv(pd.DataFrame(history), folder / f"{name}_log.csv")
+        metadata = {
+            "mode": self.config.mode,
+            "config": config_to_dict(self.config),
+            "normalization": {"method": "percentile", "low": self.config.input.normalize_low,
+                              "high": self.config.input.normalize_high},
+            "calibration": dataclasses.asdict(self.calibration),
+            "training": self.summary,
+        }
+        save_model_folder(folder, networks, metadata)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ArtifactSegmenter":
+        """Rebuild a segmenter from a folder written by :meth:`save`.
+
+        Raises
+        ------
+        ArtsegInputError
+            Missing folder, incompatible format version, modified weight file, or a
+            config.json that does not describe a complete segmenter.
+        """
+        networks, metadata = load_model_folder(folder)
+        source = str(Path(folder) / CONFIG_NAME)
+        try:
+            config = config_from_dict(metadata["config"], source=source)
+            calibration = Calibration(**metadata["calibration"])
+        except (KeyError, TypeError) as err:
+            raise ArtsegInputError(f"{source}: incomplete segmenter metadata ({err})") from None
+        needed = ("unet", "classifier") if config.mode == "weak" else ("unet",)
+        missing = [name for name in needed if name not in networks]
+        if missing:
+            raise ArtsegInputError(f"{source}: {config.mode}-mode model lacks network(s) {', '.join(missing)}")
+        segmenter = cls(config)
+        segmenter.unet = networks["unet"].to(segmenter.device)
+        classifier = networks.get("classifier")
+        segmenter.classifier = None if classifier is None else classifier.to(segmenter.device)
+        segmenter.calibration = calibration
+        segmenter.summary = metadata.get("training", {})
+        return segmenter
+
+
+def _column(values: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=torch.float32)[:, None]
