@@ -109,5 +109,8 @@ def region_densities(per_image: pd.DataFrame, columns: tuple[str, ...], titles: 
                 ax.axvline(values.mean(), color=colour, ls="--", lw=1)
         ax.set_xlabel(title)
         ax.set_ylabel("density")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center")
     return fig

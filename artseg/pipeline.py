@@ -222,6 +222,9 @@ def load_training_data(manifest_df: pd.DataFrame, config: SegmenterConfig, *, pr
     """
     if "image" not in manifest_df.columns:
         raise ArtsegInputError("manifest has no 'image' column")
+    if config.mode == "strong" and "label" not in manifest_df.columns and "mask" in manifest_df.columns:
+        # Pixel supervision needs no image labels: a row with a mask is a positive example.
+        manifest_df = manifest_df.assign(label=[int(_has_path(p)) for p in manifest_df["mask"]])
     if "label" not in manifest_df.columns or manifest_df["label"].isna().any():
         raise ArtsegInputError("training needs a 'label' (1/artifact or 0/clean) on every manifest row")
     labels_all = manifest_df["label"].astype(int).to_numpy()

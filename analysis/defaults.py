@@ -1,0 +1,97 @@
+"""The embedded default datasets and models of the analysis commands.
+
+With no arguments, ``python -m analysis.ligand_affinity`` and ``python -m
+analysis.nuclei_impact`` run on deterministic synthetic data generated on first use into
+the git-ignored cache, with models trained once and cached next to it. Everything here is
+the same code path a user's own files take: a manifest on disk and a model folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from artseg.cache import cache_dir
+from artseg.config import load_config
+from artseg.io import atomic_write_csv, read_image_manifest
+from artseg.pipeline import ArtifactSegmenter
+from artseg.synth import generate_dataset
+
+DEFAULT_TRAINING_IMAGES = 120
+
+
+def default_root(preset: str, seed: int) -> Path:
+    """Folder of the default synthetic dataset of ``preset`` for ``seed``."""
+    return cache_dir() / "default" / f"{preset}_seed{seed}"
+
+
+def models_dir() -> Path:
+    """Folder of the cached default models."""
+    return cache_dir() / "default" / "models"
+
+
+def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES) -> Path:
+    """Generate the default dataset once (atomically) and return its folder."""
+    root = default_root(preset, seed)
+    if (root / "manifest.csv").exists():
+        return root
+    staging = root.with_name(root.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    print(f"generating the default {preset} dataset (seed {seed}) into {root} ...", flush=True)
+    generate_dataset(preset, staging, n_images=n_images, seed=seed)
+    staging.rename(root)
+    return root
+
+
+def train_or_load(
+    manifest_csv: Path, model_dir: Path, *, config: str = "fast", strong: bool = False,
+    seed: int = 0, what: str = "artifact model",
+) -> ArtifactSegmenter:
+    """Load a cached model folder, or train it on ``manifest_csv`` and cache it atomically.
+
+    Parameters
+    ----------
+    manifest_csv : Path
+        Image manifest (``image``, ``label``, optional ``mask``, ``split``).
+    model_dir : Path
+        Where the model folder lives (``config.json`` marks a finished folder).
+    config : str
+        Name or path of the segmenter config.
+    strong : bool
+        Train the strongly supervised U-Net from the ``mask`` column instead of the weakly
+        supervised ScoreCAM-U-Net.
+    seed : int
+    what : str
+        Name used in progress messages.
+    """
+    if (model_dir / "config.json").exists():
+        return ArtifactSegmenter.load(model_dir)
+    segmenter_config = load_config(config)
+    segmenter_config = dataclasses.replace(
+        segmenter_config, mode="strong" if strong else segmenter_config.mode, seed=seed
+    )
+    print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
+    segmenter = ArtifactSegmenter(segmenter_config)
+    segmenter.fit(read_image_manifest(manifest_csv, require_label=not strong))
+    staging = model_dir.with_name(model_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    segmenter.save(staging)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(model_dir)
+    return segmenter
+
+
+def mask_manifest(manifest_csv: Path, mask_column: str, out_csv: Path) -> Path:
+    """Write a copy of an image manifest whose ``mask`` column is taken from ``mask_column``.
+
+    Used to train pixel models (cells, nuclei) with the same strongly supervised U-Net code
+    path as the artifact segmenter.
+    """
+    manifest = pd.read_csv(manifest_csv)
+    manifest["mask"] = manifest[mask_column]
+    manifest = manifest.drop(columns=["label"], errors="ignore")
+    atomic_write_csv(manifest, out_csv)
+    return out_csv
