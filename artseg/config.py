@@ -22,7 +22,7 @@ from artseg.errors import ArtsegInputError
 from artseg.nets.registry import validate_spec
 from artseg.train import TrainConfig
 
-BUILTIN_CONFIGS = ("fast", "paper")
+BUILTIN_CONFIGS = ("fast", "paper", "paper_plus")
 MODES = ("weak", "strong")
 PRECISIONS = ("auto", "bf16", "fp32")
 PSEUDO_METHODS = ("fixed", "otsu", "percentile")
@@ -166,7 +166,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "configuration") -> 
 
 
 def load_config(name_or_path: str | Path) -> SegmenterConfig:
-    """Load ``"fast"``, ``"paper"`` or a JSON/TOML file of overrides.
+    """Load ``"fast"``, ``"paper"``, ``"paper_plus"`` or a JSON/TOML file of overrides.
 
     Parameters
     ----------

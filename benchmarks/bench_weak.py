@@ -1,0 +1,227 @@
+"""Measure the weakly supervised path (issue 4): where does pixel quality get lost?
+
+On a synthetic dataset with ground-truth masks, fits the ScoreCAM-U-Net with the given
+configuration and the strongly supervised U-Net with the same budget, then reports pooled
+pixel IoU / precision / recall on the held-out test split (masks used for measurement only):
+
+  (a) Score-CAM maps (classifier-gated; cut-off chosen on val masks, and the test-oracle cut-off)
+  (b) pseudo-masks of the train+val artifact images, for several pseudo-label recipes
+      (the configured one is marked *)
+  (c) the U-Net trained on the configured pseudo-masks, cut-off chosen on val pixel masks
+      (the paper's practice) and on val pseudo-masks (mask-free)
+  (d) the strongly supervised U-Net (same config, mode="strong")
+  (e) intensity threshold: |image - local background| > cut-off chosen on val masks
+
+Run from the repository root:
+
+    python benchmarks/bench_weak.py --preset seven_cell_lines [--n-images 120] [--seed 0] [--config fast]
+
+Prints a Markdown table for benchmarks/RESULTS.md (``## Weak supervision``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from artseg import io as artseg_io
+from artseg.cache import cache_dir
+from artseg.config import load_config
+from artseg.metrics import pixel_scores
+from artseg.pipeline import ArtifactSegmenter, load_training_data, make_pseudo_masks, normalize, resize_image
+from artseg.postprocess import binarize, remove_small, search_cutoff
+from artseg.synth import generate_dataset
+from artseg.weak import local_deviation
+
+CUTOFF_GRID = [round(float(c), 3) for c in np.linspace(0.01, 0.99, 50)]
+PSEUDO_VARIANTS = {
+    "fixed 0.05 (paper)": {"pseudo_method": "fixed", "refine": "none"},
+    "otsu": {"pseudo_method": "otsu", "refine": "none"},
+    "percentile 90": {"pseudo_method": "percentile", "pseudo_percentile": 90.0, "refine": "none"},
+    "otsu + superpixels": {"pseudo_method": "otsu", "refine": "superpixels"},
+    "percentile 90 + superpixels": {"pseudo_method": "percentile", "pseudo_percentile": 90.0,
+                                    "refine": "superpixels"},
+}
+
+
+def dataset(preset: str, n_images: int, seed: int, size: int) -> Path:
+    """Generate (once) the synthetic dataset and return its manifest path."""
+    out = cache_dir() / "bench_weak" / f"{preset}_n{n_images}_s{seed}_{size}"
+    manifest = out / "manifest.csv"
+    if not manifest.exists():
+        generate_dataset(preset, out, n_images=n_images, seed=seed, size=size, plate=None, progress=False)
+    return manifest
+
+
+def stage(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def scores(truth, predicted) -> dict:
+    result = pixel_scores(np.stack(truth), np.stack(predicted))
+    return {key: round(float(result[key]), 3) for key in ("iou", "precision", "recall")}
+
+
+def calibrated(maps_val, truth_val, maps_test, truth_test, cutoffs, sizes) -> dict:
+    """Choose cut-off and smallest object on val, report test scores."""
+    best = None
+    for size in sizes:
+        cutoff, iou = search_cutoff(maps_val, truth_val, cutoffs=cutoffs, min_size=int(size), progress=False)
+        if best is None or iou > best[2]:
+            best = (cutoff, int(size), iou)
+    predicted = [remove_small(binarize(m, best[0]), best[1]) for m in maps_test]
+    return {**scores(truth_test, predicted), "cutoff": round(best[0], 4), "min_size": best[1]}
+
+
+def cam_maps(segmenter: ArtifactSegmenter, images, baseline) -> list[np.ndarray]:
+    config = segmenter.config
+    original = config.cam.baseline
+    config.cam.baseline = baseline
+    try:
+        raw = segmenter._score_cam(segmenter._classifier_inputs(images), progress=False)
+    finally:
+        config.cam.baseline = original
+    return [np.clip(resize_image(m, img.shape), 0, 1) for m, img in zip(raw, images)]
+
+
+def gated(segmenter: ArtifactSegmenter, images, maps) -> list[np.ndarray]:
+    gate = segmenter.config.postprocess.gate_threshold
+    return [m if segmenter.classifier_probability(img) >= gate else np.zeros_like(m) for img, m in zip(images, maps)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="seven_cell_lines")
+    parser.add_argument("--n-images", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--config", default="fast")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--skip-strong", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    config = load_config(args.config)
+    config.seed = args.seed
+    manifest_path = dataset(args.preset, args.n_images, args.seed, args.size)
+    manifest = artseg_io.read_image_manifest(manifest_path, require_label=True)
+    data = load_training_data(manifest, config, progress=False)
+    test_rows = manifest[manifest["split"] == "test"]
+    test_images = [normalize(artseg_io.read_image(p), config) for p in test_rows["image"]]
+    test_truth = [artseg_io.read_mask(p) if isinstance(p, str) and p else np.zeros(img.shape, bool)
+                  for p, img in zip(test_rows["mask"], test_images)]
+    val = np.flatnonzero(data.splits == "val")
+    val_images = [data.images[i] for i in val]
+    val_truth = [data.masks[i] for i in val]
+    results: dict = {"preset": args.preset, "n_images": args.n_images, "seed": args.seed, "config": args.config,
+                     "n_test": len(test_images), "n_test_artifact": int(test_rows["label"].sum())}
+
+    clock = time.perf_counter()
+    stage("fitting the ScoreCAM-U-Net", clock)
+    started = time.perf_counter()
+    weak = ArtifactSegmenter(config).fit_arrays(data.images, data.labels, masks=data.masks, splits=data.splits,
+                                                split_source=data.split_source, progress=False)
+    results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
+    results["weak_summary_seconds"] = weak.summary.get("seconds")
+
+    stage("scoring (a) Score-CAM", clock)
+    # (a) Score-CAM alone, gated by the classifier like the U-Net.
+    sizes = config.postprocess.min_object_size_grid
+    cam_test = gated(weak, test_images, cam_maps(weak, test_images, config.cam.baseline))
+    cam_val = gated(weak, val_images, cam_maps(weak, val_images, config.cam.baseline))
+    results["a_score_cam"] = calibrated(cam_val, val_truth, cam_test, test_truth, CUTOFF_GRID, sizes)
+    oracle_cutoff, oracle_iou = search_cutoff(cam_test, test_truth, cutoffs=CUTOFF_GRID, progress=False)
+    results["a_score_cam_test_oracle"] = {"iou": round(oracle_iou, 3), "cutoff": oracle_cutoff}
+
+    stage("scoring (b) pseudo-mask recipes", clock)
+    # (b) pseudo-masks of train+val artifact images, per recipe and masking baseline.
+    artifact_rows = np.flatnonzero(data.labels == 1)
+    art_images = [data.images[i] for i in artifact_rows]
+    art_truth = [data.masks[i] for i in artifact_rows]
+    ones = np.ones(len(artifact_rows), int)
+    pseudo = {}
+    for baseline in (None, "background"):
+        maps = cam_maps(weak, art_images, baseline)
+        for name, fields in PSEUDO_VARIANTS.items():
+            variant = dataclasses.replace(config, cam=dataclasses.replace(config.cam, **fields))
+            masks = make_pseudo_masks(maps, ones, variant, images=art_images)
+            pseudo[f"{name}; baseline={baseline}"] = scores(art_truth, masks)
+        configured = make_pseudo_masks(maps, ones, config, images=art_images) if baseline == config.cam.baseline else None
+        if configured is not None:
+            pseudo["* configured"] = scores(art_truth, configured)
+    results["b_pseudo_masks"] = pseudo
+
+    stage("scoring (c) ScoreCAM-U-Net", clock)
+    # (c) ScoreCAM-U-Net, calibrated on val pixel masks and on val pseudo-masks.
+    unet_test = gated(weak, test_images, [weak._probability_map(img) for img in test_images])
+    unet_val = gated(weak, val_images, [weak._probability_map(img) for img in val_images])
+    val_maps_cam = cam_maps(weak, val_images, config.cam.baseline)
+    val_pseudo = make_pseudo_masks(val_maps_cam, data.labels[val], config, images=val_images)
+    grid = config.postprocess.cutoff_grid
+    results["c_unet_masks_calibration"] = calibrated(unet_val, val_truth, unet_test, test_truth, grid, sizes)
+    results["c_unet_pseudo_calibration"] = calibrated(unet_val, val_pseudo, unet_test, test_truth, grid, sizes)
+    fixed = [remove_small(binarize(m, 0.5), 0) for m in unet_test]
+    results["c_unet_fixed_0.5"] = scores(test_truth, fixed)
+
+    # (d) strongly supervised U-Net, same configuration and budget.
+    if not args.skip_strong:
+        stage("fitting (d) the strong U-Net", clock)
+        started = time.perf_counter()
+        strong = ArtifactSegmenter(dataclasses.replace(config, mode="strong")).fit_arrays(
+            data.images, data.labels, masks=data.masks, splits=data.splits, split_source=data.split_source,
+            progress=False)
+        results["strong_fit_seconds"] = round(time.perf_counter() - started, 1)
+        strong_test = [strong._probability_map(img) for img in test_images]
+        strong_val = [strong._probability_map(img) for img in val_images]
+        results["d_strong_unet"] = calibrated(strong_val, val_truth, strong_test, test_truth, grid, sizes)
+
+    # (e) intensity threshold on |image - local background|, cut-off chosen on val masks.
+    deviation_val = [local_deviation(img) for img in val_images]
+    deviation_test = [local_deviation(img) for img in test_images]
+    high = float(np.percentile(np.concatenate([d.ravel() for d in deviation_val]), 99.9))
+    results["e_intensity"] = calibrated(deviation_val, val_truth, deviation_test, test_truth,
+                                        list(np.linspace(0.01, 1.0, 40) * high), sizes)
+
+    print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    rows = [("(a) Score-CAM, val-mask cut-off", results["a_score_cam"]),
+            ("(c) ScoreCAM-U-Net, val-mask calibration", results["c_unet_masks_calibration"]),
+            ("(c) ScoreCAM-U-Net, pseudo-mask calibration", results["c_unet_pseudo_calibration"]),
+            ("(c) ScoreCAM-U-Net, fixed 0.5", results["c_unet_fixed_0.5"])]
+    if "d_strong_unet" in results:
+        rows.append(("(d) strong U-Net", results["d_strong_unet"]))
+    rows.append(("(e) intensity threshold", results["e_intensity"]))
+    print(f"\n{results['preset']} n={results['n_images']} seed={results['seed']} config={results['config']} "
+          f"(test: {results['n_test']} images, {results['n_test_artifact']} with artifacts)\n")
+    print("| method | IoU | precision | recall |\n|---|---|---|---|")
+    for name, row in rows:
+        print(f"| {name} | {row['iou']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |")
+    for name, row in results["b_pseudo_masks"].items():
+        print(f"| (b) pseudo-masks {name} (train+val) | {row['iou']:.3f} | {row['precision']:.3f} | "
+              f"{row['recall']:.3f} |")
+    if "d_strong_unet" in results and results["d_strong_unet"]["iou"] < 0.02:
+        print("\nstrong U-Net IoU < 0.02: the budget is too small for this data, no ratio reported")
+    elif "d_strong_unet" in results:
+        ratio = results["c_unet_masks_calibration"]["iou"] / max(results["d_strong_unet"]["iou"], 1e-9)
+        ratio_free = results["c_unet_pseudo_calibration"]["iou"] / max(results["d_strong_unet"]["iou"], 1e-9)
+        print(f"\nScoreCAM-U-Net / strong U-Net IoU: {ratio:.2f} (val-mask calibration), "
+              f"{ratio_free:.2f} (pseudo calibration); paper 0.68 / 0.61 / 0.47")
+
+
+if __name__ == "__main__":
+    main()
