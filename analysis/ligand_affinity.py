@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from analysis import defaults
 from analysis.figures import displacement_curves
-from analysis.reporting import format_table, save_figure
+from analysis.reporting import run_cli, save_figure
 from analysis.affinity import fit_experiments, read_truth, summarize
 from analysis.quantify import aggregate_wells, field_intensities
 from artseg.errors import ArtsegInputError
@@ -64,15 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the analysis; returns the exit status (2 on bad input, with one line on stderr)."""
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except ArtsegInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(format_table(summary))
-    print(f"\nwrote {args.out}/wells.csv, fits.csv, summary.csv, displacement_curves.png")
-    return 0
+    return run_cli(build_parser(), run, "wells.csv, fits.csv, summary.csv, displacement_curves.png", argv)
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
@@ -157,7 +148,8 @@ def load_cell_segmenter(cell_model: Path | None, seed: int) -> ArtifactSegmenter
     root = defaults.ensure_dataset("cho_m4r", seed)
     manifest = defaults.mask_manifest(root / "manifest.csv", "cells", root / "cells_manifest.csv")
     return defaults.train_or_load(manifest, defaults.models_dir() / f"cells_cho_m4r_seed{seed}",
-                                  strong=True, seed=seed, what="cell segmentation U-Net")
+                                  strong=True, seed=seed, what="cell segmentation U-Net",
+                                  overrides=defaults.PIXEL_MODEL_OVERRIDES)
 
 
 def write_outputs(out: Path, wells, fits, summary) -> None:

@@ -14,7 +14,6 @@ and evaluated on its test split.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from analysis import defaults
 from analysis.figures import region_densities
 from analysis.instances import nuclei_from_stain, split_instances
 from analysis.regions import REGIONS, nuclei_morphometry, region_masks, score_region
-from analysis.reporting import format_table, save_figure
+from analysis.reporting import run_cli, save_figure
 from artseg.errors import ArtsegInputError
 from artseg.io import (
     atomic_write_csv,
@@ -63,16 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the analysis; returns the exit status (2 on bad input, with one line on stderr)."""
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except ArtsegInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(format_table(summary))
-    print(f"\nwrote {args.out}/per_image.csv, nuclei.csv, summary.csv, nuclei_f1_density.png, "
-          "nuclei_morphometry_density.png")
-    return 0
+    return run_cli(build_parser(), run, "per_image.csv, nuclei.csv, summary.csv and the density figures", argv)
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
@@ -185,7 +175,8 @@ def load_nuclei_model(nuclei_model_dir: Path | None, seed: int) -> ArtifactSegme
     if not manifest_csv.exists():
         manifest_csv = write_stain_labels(root)
     return defaults.train_or_load(manifest_csv, defaults.models_dir() / f"nuclei_seven_cell_lines_seed{seed}",
-                                  strong=True, seed=seed, what="brightfield nuclei U-Net")
+                                  strong=True, seed=seed, what="brightfield nuclei U-Net",
+                                  overrides=defaults.PIXEL_MODEL_OVERRIDES)
 
 
 def write_stain_labels(root: Path) -> Path:
