@@ -17,6 +17,8 @@ FIT_COLUMNS = [
     "experiment", "ligand", "mode", "log_ic50", "log_ic50_se", "top", "bottom", "hill_slope",
     "r_squared", "n", "success", "message", "abs_delta_vs_manual", "abs_error_vs_truth",
 ]
+# A fitted LogIC50 further than this (log10 units) outside the tested concentrations is not trusted.
+OUT_OF_RANGE_LOG = 1.0
 SUMMARY_COLUMNS = [
     "mode", "n_experiments", "n_fitted", "mean_abs_delta_log_ic50_vs_manual", "mean_r_squared",
     "pearson_r_vs_manual", "pearson_r_ci_low", "pearson_r_ci_high", "mean_abs_error_vs_truth",
@@ -38,6 +40,12 @@ def fit_experiments(
     hill_slope : float or None
         Fixed Hill slope (−1, the paper's choice) or None to fit it.
 
+    Notes
+    -----
+    A converged fit whose LogIC50 lies more than ``OUT_OF_RANGE_LOG`` log units outside the
+    tested concentrations is reported with ``success=False`` and the reason (the data do not
+    define it), so that summaries average only interpretable estimates.
+
     Returns
     -------
     DataFrame
@@ -52,6 +60,14 @@ def fit_experiments(
             usable["specific"].to_numpy(dtype=float),
             hill_slope=hill_slope,
         )
+        success, message = bool(result.success), result.message
+        tested = np.log10(usable.loc[usable["concentration"] > 0, "concentration"].to_numpy(dtype=float))
+        if success and len(tested) and not (tested.min() - OUT_OF_RANGE_LOG <= result.log_ic50
+                                            <= tested.max() + OUT_OF_RANGE_LOG):
+            # Like Prism's "ambiguous": the data do not define an IC50 this far from what was tested.
+            success = False
+            message = (f"LogIC50 {result.log_ic50:.2f} lies more than {OUT_OF_RANGE_LOG:g} log units outside "
+                       f"the tested range [{tested.min():.2f}, {tested.max():.2f}]")
         rows.append({
             "experiment": experiment,
             "ligand": data["ligand"].iloc[0],
@@ -63,8 +79,8 @@ def fit_experiments(
             "hill_slope": result.hill_slope,
             "r_squared": result.r_squared,
             "n": result.n,
-            "success": bool(result.success),
-            "message": result.message,
+            "success": success,
+            "message": message,
         })
     fits = pd.DataFrame(rows, columns=FIT_COLUMNS[:-2])
     fits["abs_delta_vs_manual"] = np.nan

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from artseg.cam import combine_channel_maps, score_cam, score_cam_reference
+from artseg.cam._score_cam import _nearest_scored_weights  # the replay must use score_cam's own rule
 from artseg.nets import ResNet
 from artseg.train import TrainConfig, fit
 
@@ -139,17 +140,18 @@ def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs:
     model = trained_resnet50(OUT_DIR, epochs)
     images = torch.from_numpy(np.load(OUT_DIR / "images.npy"))[:n_images]
     recorder = ProbabilityRecorder(model) if name == "exact-fp32" else None
-    seconds, maps = [], []
+    seconds, cpu_seconds, maps = [], [], []
     for image in images:
         for _ in range(repeats):
             if recorder is not None:
                 recorder.recorded.clear()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             if name == "reference-loop":
                 image_map = score_cam_reference(model, image[None])
             else:
                 image_map = score_cam(recorder or model, image[None], batch_size=batch_size, **VARIANTS[name])
             seconds.append(time.perf_counter() - started)
+            cpu_seconds.append(time.process_time() - cpu_started)
         maps.append(image_map[0])
         if recorder is not None:
             # first record is the activation pass; the rest are the masked inputs in channel order
@@ -158,6 +160,7 @@ def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs:
     return dict(
         variant=name,
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         threads=torch.get_num_threads(),
     )
@@ -182,10 +185,10 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int]) -> list[
 
     For each image the exact run recorded the weight of every non-constant channel.
     Controls: all weights equal ("uniform": the plain activation sum, no scoring at
-    all). Top-k: keep the k best-ranked channels' exact weights (ranked by mean or max
-    |activation|) and give the others the mean scored weight ("fill", what
-    ``score_cam`` does), zero ("drop"), or the weight of the scored channel whose
-    normalised low-resolution map correlates best with theirs ("nearest").
+    all). Top-k: keep the k best-ranked channels' exact weights (ranked by mean or
+    peak |activation|; ``score_cam`` uses the peak) and give the others the mean
+    scored weight ("fill"), zero ("drop"), or the weight of the scored channel with
+    the closest normalised map ("nearest", what ``score_cam`` does).
     """
     exact_maps = np.load(OUT_DIR / "maps_exact-fp32.npy")
     rows = []
@@ -210,10 +213,6 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int]) -> list[
             f"min {recorded.min():.3f}, median {recorded.median():.3f}, max {recorded.max():.3f}, "
             f"std {recorded.std():.3f} over {len(recorded)} of {len(flat)} channels")))
         rows.append(row(k=0, ranking="-", unscored="uniform", weights=non_constant.double()))
-        low, high = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
-        shapes = torch.where(non_constant[:, None], (flat - low) / (high - low).clamp_min(1e-12), 0.0)
-        shapes = shapes - shapes.mean(dim=1, keepdim=True)
-        shapes = shapes / shapes.norm(dim=1, keepdim=True).clamp_min(1e-12)
         rankings = {"mean": flat.abs().mean(dim=1), "max": flat.abs().amax(dim=1)}
         for k in ks:
             for ranking, energy in rankings.items():
@@ -221,11 +220,10 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int]) -> list[
                 scored[torch.sort(energy, descending=True, stable=True).indices[:k]] = True
                 scored &= non_constant
                 unscored = ~scored & non_constant
-                nearest = (shapes[unscored] @ shapes[scored].T).argmax(dim=1)
                 estimates = {
                     "fill": weights[scored].mean(),
                     "drop": 0.0,
-                    "nearest": weights[scored][nearest],
+                    "nearest": _nearest_scored_weights(activations, weights, scored, unscored),
                 }
                 for rule, estimate in estimates.items():
                     replay = torch.where(scored, weights, 0.0)
@@ -280,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["load"] = (load_before, os.getloadavg()[0])
         summaries.append(summary)
         print(f"{name:15s} median {np.median(summary['seconds']):7.2f} s/image "
-              f"(runs {np.round(summary['seconds'], 2).tolist()}), peak RSS "
+              f"(runs {np.round(summary['seconds'], 2).tolist()}), CPU "
+              f"{np.median(summary['cpu_seconds']):7.2f} s/image, peak RSS "
               f"{summary['peak_rss_mb']:.0f} MB, load {summary['load'][0]:.2f}->{summary['load'][1]:.2f}",
               flush=True)
 
@@ -300,13 +299,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown_table(summaries: list[dict]) -> str:
-    lines = ["| variant | s/image (median) | runs | min r vs exact fp32 | min IoU of map>0.05 | "
-             "peak RSS MB | load before/after |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | s/image (median) | CPU s/image (median) | runs | min r vs exact fp32 | "
+             "min IoU of map>0.05 | peak RSS MB | load before/after |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         r = f"{min(s['r']):.4f}" if s.get("r") else "n/a"
         iou = f"{min(s['iou']):.3f}" if s.get("iou") else "n/a"
-        lines.append(f"| {s['variant']} | {np.median(s['seconds']):.2f} | {len(s['seconds'])} | {r} | {iou} | "
+        lines.append(f"| {s['variant']} | {np.median(s['seconds']):.2f} | {np.median(s['cpu_seconds']):.2f} | "
+                     f"{len(s['seconds'])} | {r} | {iou} | "
                      f"{s['peak_rss_mb']:.0f} | {s['load'][0]:.1f}/{s['load'][1]:.1f} |")
     return "\n".join(lines)
 

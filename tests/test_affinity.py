@@ -71,3 +71,19 @@ def test_all_excluded_well_is_left_out_of_the_fit():
 
 def test_read_truth_accepts_numbers_and_records():
     assert read_truth({"a": -8, "b": {"log_ic50": -7.5, "ligand": "x"}}) == {"a": -8.0, "b": -7.5}
+
+
+def test_log_ic50_far_outside_the_tested_range_is_not_a_success(monkeypatch):
+    import dataclasses
+
+    import analysis.affinity as affinity
+
+    real_fit = affinity.fit_hill
+
+    def runaway_fit(*args, **kwargs):  # converged, but at an IC50 the data cannot define
+        return dataclasses.replace(real_fit(*args, **kwargs), log_ic50=2.0)
+
+    monkeypatch.setattr(affinity, "fit_hill", runaway_fit)
+    fits = fit_experiments(_wells({"e1": -8.0}))
+    assert not fits["success"].any()
+    assert fits["message"].str.contains("outside the tested range").all()

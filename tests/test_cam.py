@@ -192,6 +192,17 @@ def test_top_k_keeps_the_dominant_channel(detector, images, reference_maps):
         assert pearson(fast, exact) >= 0.95
 
 
+def test_unscored_channels_take_the_weight_of_the_closest_mask(images):
+    net = bright_square_detector()
+    with torch.no_grad():  # channels 4-7 become half-strength copies of 0-3: same masks, less energy
+        conv = net.last_stage[0]
+        conv.weight[4:] = 0.5 * conv.weight[:4]
+        conv.bias[4:] = 0.5 * conv.bias[:4]
+    exact = score_cam(net, images, precision="fp32")
+    np.testing.assert_allclose(score_cam(net, images, precision="fp32", top_k=4), exact, atol=1e-4)
+    assert not np.allclose(score_cam(net, images, precision="fp32", top_k=2), exact, atol=1e-3)
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
 def test_batch_size_does_not_change_the_maps(detector, images, batch_size):
     expected = score_cam(detector, images, precision="fp32", batch_size=8)

@@ -57,9 +57,10 @@ def score_cam(
         Masked inputs scored per forward pass (also images per pass when reading
         activations). Changes speed and memory, not the result.
     top_k : int, optional
-        Score only the `top_k` channels with the largest mean absolute activation in
-        each image; the other non-constant channels get the mean weight of the scored
-        ones. ``None`` (or ``top_k >= K``) scores every channel: exact Score-CAM.
+        Score only the `top_k` channels with the highest peak absolute activation in
+        each image; every other non-constant channel takes the weight of the scored
+        channel whose normalised map (its mask) is closest. ``None`` (or
+        ``top_k >= K``) scores every channel: exact Score-CAM.
     baseline : None, float, {"mean", "background"} or torch.Tensor
         Value a masked-out pixel takes: masked input = ``baseline + mask * (image -
         baseline)``. ``None`` is the original zero baseline (``mask * image``);
@@ -219,7 +220,8 @@ def _channel_weights(
     """Score-CAM weight of every channel of one image (``(K,)`` float64).
 
     Channels in `channels` are scored; constant channels get 0; the remaining
-    (unscored, top-k) channels get the mean weight of the scored non-constant ones.
+    (unscored, top-k) channels get the weight of the scored channel whose mask is
+    closest (`_nearest_scored_weights`).
     """
     n_channels = activations.shape[0]
     size = image.shape[-2:]
@@ -243,18 +245,35 @@ def _channel_weights(
     unscored = ~scored
     unscored[channels] = False
     if unscored.any() and scored.any():
-        flat = activations.flatten(1)
-        non_constant = flat.amax(dim=1) > flat.amin(dim=1)
-        weights[unscored & non_constant.cpu()] = weights[scored].mean()
+        weights[unscored] = _nearest_scored_weights(activations, weights, scored, unscored)
     return weights
 
 
+def _nearest_scored_weights(
+    activations: torch.Tensor, weights: torch.Tensor, scored: torch.Tensor, unscored: torch.Tensor
+) -> torch.Tensor:
+    """Weights for `unscored` channels, each copied from the scored channel with the closest mask.
+
+    A channel's mask is its min-max normalised map, so channels whose normalised maps
+    are close (Euclidean distance at activation resolution) mask the input alike and
+    get alike scores. Constant unscored channels get 0, as when scored.
+    """
+    flat = activations.flatten(1).float()
+    low, high = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
+    varying = (high > low).flatten().cpu()
+    shapes = (flat - low) / torch.where(high > low, high - low, 1.0)
+    nearest = torch.cdist(shapes[unscored.to(flat.device)], shapes[scored.to(flat.device)]).argmin(dim=1)
+    return torch.where(varying[unscored], weights[scored][nearest.cpu()], 0.0)
+
+
 def _ranked_channels(activations: torch.Tensor, top_k: int | None) -> torch.Tensor:
-    """Indices of the channels to score: all, or the `top_k` by mean |activation|."""
+    """Indices of the channels to score: all, or the `top_k` with the highest peak |activation|."""
     n_channels = activations.shape[0]
     if top_k is None or top_k >= n_channels:
         return torch.arange(n_channels)
-    energy = activations.abs().flatten(1).mean(dim=1)
+    # peak rather than mean: it favours localised channels, whose masks differ most from
+    # each other, so the unscored channels find a close scored mask (benchmarks/RESULTS.md)
+    energy = activations.abs().flatten(1).amax(dim=1)
     # stable sort so ties are broken by channel index: deterministic across runs
     order = torch.sort(energy, descending=True, stable=True).indices
     return order[:top_k].cpu()
