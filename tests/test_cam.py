@@ -203,6 +203,30 @@ def test_unscored_channels_take_the_weight_of_the_closest_mask(images):
     assert not np.allclose(score_cam(net, images, precision="fp32", top_k=2), exact, atol=1e-3)
 
 
+def test_top_k_ranks_channels_by_peak_activation():
+    net = TinyClassifier(num_logits=2, channels=2)
+    with torch.no_grad():
+        for conv in (net.stem[0], net.last_stage[0]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        net.stem[0].weight[0, 0, 1, 1] = 1.0  # stem channel 0 passes the image through
+        net.last_stage[0].weight[0, 0, 1, 1] = 0.1  # channel 0: diffuse, high mean, low peak
+        net.last_stage[0].bias[0] = 1.0
+        net.last_stage[0].weight[1, 0, 1, 1] = 10.0  # channel 1: a spike at the bright pixel
+        net.last_stage[0].bias[1] = -5.0
+    image = torch.rand(1, 1, 32, 32) * 0.2
+    image[0, 0, 8, 24] = 1.0
+    scored_inputs: list[torch.Tensor] = []
+    handle = net.register_forward_pre_hook(lambda module, args: scored_inputs.append(args[0].clone()))
+    try:
+        score_cam(net, image, precision="fp32", top_k=1, batch_size=1)
+    finally:
+        handle.remove()
+    mask = (scored_inputs[1] / image)[0, 0]  # the only masked input scored
+    assert mask[8, 24] == pytest.approx(1.0, abs=1e-4)
+    assert float(mask[24, 8]) < 1e-4
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
 def test_batch_size_does_not_change_the_maps(detector, images, batch_size):
     expected = score_cam(detector, images, precision="fp32", batch_size=8)
