@@ -373,3 +373,27 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def train_on_crops(network, train_crops: np.ndarray, val_crops: np.ndarray, config: DetectorConfig, *,
+                   seed: int, compute_loss, desc: str, progress: bool) -> None:
+    """Train a detector network on clean crops with the project's one training loop.
+
+    Self-supervised (no targets); the learning rate stays constant, as in the baselines' papers
+    (the plateau patience equals the number of epochs). The network is left in eval mode.
+    """
+    import torch
+
+    from artseg.train import TrainConfig, fit
+
+    train_config = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        plateau_patience=config.epochs,
+        precision=config.precision,
+        seed=seed,
+    )
+    fit(network, torch.from_numpy(train_crops)[:, None], None, torch.from_numpy(val_crops)[:, None], None,
+        config=train_config, compute_loss=compute_loss, desc=desc, progress=progress)
+    network.eval()

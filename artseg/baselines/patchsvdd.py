@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from artseg.baselines.base import AnomalyDetector, DetectorConfig
+from artseg.baselines.base import AnomalyDetector, DetectorConfig, train_on_crops
 from artseg.baselines.nearest import nearest_distances
 from artseg.baselines.patches import (
     distribute_patch_scores,
@@ -35,7 +35,7 @@ from artseg.baselines.patches import (
 )
 from artseg.errors import ArtsegInputError
 from artseg.nets.patch_encoder import PatchSVDDNetwork
-from artseg.train import TrainConfig, autocast_context, fit
+from artseg.train import autocast_context
 
 __all__ = ["PatchSVDDConfig", "PatchSVDD", "patch_svdd_loss"]
 
@@ -237,26 +237,8 @@ class PatchSVDD(AnomalyDetector):
                 generator=generator,
             )
 
-        train_config = TrainConfig(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            plateau_patience=config.epochs,  # the paper trains at a constant learning rate
-            precision=config.precision,
-            seed=seed,
-        )
-        fit(
-            self.network,
-            torch.from_numpy(train_crops)[:, None],
-            None,
-            torch.from_numpy(val_crops)[:, None],
-            None,
-            config=train_config,
-            compute_loss=compute_loss,
-            desc="patchsvdd: train",
-            progress=progress,
-        )
-        self.network.eval()
+        train_on_crops(self.network, train_crops, val_crops, config, seed=seed, compute_loss=compute_loss,
+                       desc="patchsvdd: train", progress=progress)
         small_codes, big_codes = [], []
         for image in tqdm(fit_images, desc="patchsvdd: memory bank", unit="image", disable=not progress, leave=False):
             small, big = self._dense_codes(image)

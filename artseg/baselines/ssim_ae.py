@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from artseg.baselines.base import AnomalyDetector, DetectorConfig
+from artseg.baselines.base import AnomalyDetector, DetectorConfig, train_on_crops
 from artseg.baselines.patches import random_crops
 from artseg.baselines.ssim import ssim, ssim_map
 from artseg.errors import ArtsegInputError
 from artseg.nets.autoencoder import SSIMAutoencoder
 from artseg.tiling import predict_tiled
-from artseg.train import TrainConfig, autocast_context, fit
+from artseg.train import autocast_context
 
 __all__ = ["SSIMAEConfig", "SSIMAutoencoderDetector"]
 
@@ -134,26 +134,8 @@ class SSIMAutoencoderDetector(AnomalyDetector):
         def compute_loss(network, patches, _targets):
             return 1.0 - ssim(network(patches), patches, **settings).mean()
 
-        train_config = TrainConfig(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            plateau_patience=config.epochs,  # the paper trains at a constant learning rate
-            precision=config.precision,
-            seed=seed,
-        )
-        fit(
-            self.network,
-            torch.from_numpy(train_patches)[:, None],
-            None,
-            torch.from_numpy(val_patches)[:, None],
-            None,
-            config=train_config,
-            compute_loss=compute_loss,
-            desc="ssim_ae: train",
-            progress=progress,
-        )
-        self.network.eval()
+        train_on_crops(self.network, train_patches, val_patches, config, seed=seed, compute_loss=compute_loss,
+                       desc="ssim_ae: train", progress=progress)
 
     def reconstruct(self, image: np.ndarray) -> np.ndarray:
         """Patchwise reconstruction of a (resized) 2-D image.
