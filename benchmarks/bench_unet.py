@@ -2,7 +2,8 @@
 
 Measures megapixels per second for inference (forward, no gradients) and for a training step
 (forward + backward + Adam step). The four precision/layout variants of one case are timed
-in interleaved rounds, so load from other processes affects them alike. Run from the
+in interleaved rounds, so load from other processes affects them alike, and the best round
+is reported (contention only ever adds time). Run from the
 repository root:
 
     python benchmarks/bench_unet.py [--rounds 5] [--threads N] [--cases unet_fast,resnet18_fast]
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
-import statistics
 import time
 
 import torch
@@ -66,7 +66,7 @@ def make_step(spec: dict, batch: int, size: int, precision: str, channels_last: 
 
 
 def measure_case(spec: dict, batch: int, size: int, train: bool, rounds: int) -> list[float]:
-    """Megapixels per second of each variant (median over interleaved rounds)."""
+    """Megapixels per second of each variant (best of interleaved rounds)."""
     steps = [make_step(spec, batch, size, p, cl, train) for p, cl in VARIANTS]
     for step in steps:  # warm-up: oneDNN primitive creation
         step()
@@ -78,7 +78,7 @@ def measure_case(spec: dict, batch: int, size: int, train: bool, rounds: int) ->
             step()
             times[index].append(time.perf_counter() - started)
     megapixels = batch * size * size / 1e6
-    return [megapixels / statistics.median(t) for t in times]
+    return [megapixels / min(t) for t in times]
 
 
 def main() -> None:
@@ -101,7 +101,7 @@ def main() -> None:
             cells = " | ".join(f"{rate:.3f}" for rate in rates)
             print(f"| {label} | {batch} × {size}² | {'train step' if train else 'inference'} | {cells} | "
                   f"{max(rates) / rates[0]:.1f}× |", flush=True)
-    print("Megapixels per second, median of interleaved rounds; CL = channels_last.")
+    print("Megapixels per second, best of interleaved rounds; CL = channels_last.")
 
 
 if __name__ == "__main__":
