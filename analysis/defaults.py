@@ -71,13 +71,16 @@ def train_or_load(
     overrides : dict, optional
         Config fields to override (nested dicts, as in a config file).
     """
-    if (model_dir / "config.json").exists():
-        return ArtifactSegmenter.load(model_dir)
     settings = config_to_dict(load_config(config))
     settings.update(mode="strong" if strong else settings["mode"], seed=seed)
     if overrides:
         settings = merge_overrides(settings, overrides, source=what)
     segmenter_config = config_from_dict(settings, source=what)
+    if (model_dir / "config.json").exists():
+        cached = ArtifactSegmenter.load(model_dir)
+        if config_to_dict(cached.config) == config_to_dict(segmenter_config):
+            return cached
+        print(f"the cached {what} in {model_dir} was trained with other settings; retraining", flush=True)
     print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
     segmenter = ArtifactSegmenter(segmenter_config)
     segmenter.fit(read_image_manifest(manifest_csv, require_label=not strong))
@@ -85,6 +88,7 @@ def train_or_load(
     shutil.rmtree(staging, ignore_errors=True)
     segmenter.save(staging)
     model_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
     return segmenter
 

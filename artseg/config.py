@@ -27,6 +27,7 @@ MODES = ("weak", "strong")
 PRECISIONS = ("auto", "bf16", "fp32")
 PSEUDO_METHODS = ("fixed", "otsu", "percentile")
 REFINEMENTS = ("none", "superpixels")
+UNET_LOSSES = ("bce", "mil")
 CALIBRATION_SOURCES = ("masks", "pseudo")
 
 
@@ -80,6 +81,15 @@ class CamConfig:
     self_training_rounds: int = 0
     self_training_confidence: float = 0.5
     self_training_dilation: int = 8
+    # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
+    # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
+    # positive when mil_positive_core), plus a top-k multiple-instance term per image
+    # (artseg.losses.partial_mil_loss).
+    unet_loss: str = "bce"
+    mil_top_fraction: float = 0.02
+    mil_min_pixels: int = 16
+    mil_weight: float = 1.0
+    mil_positive_core: bool = False
 
 
 @dataclass
@@ -275,6 +285,10 @@ def _weak_problems(config: SegmenterConfig) -> list[str]:
         problems.append("cam: self_training_rounds and self_training_dilation must be >= 0")
     if not 0.0 <= cam.self_training_confidence <= 1.0:
         problems.append(f"cam.self_training_confidence must be in [0, 1], got {cam.self_training_confidence}")
+    if cam.unet_loss not in UNET_LOSSES:
+        problems.append(f"cam.unet_loss must be one of {UNET_LOSSES}, got {cam.unet_loss!r}")
+    if not 0.0 < cam.mil_top_fraction <= 1.0 or cam.mil_min_pixels < 1 or cam.mil_weight < 0:
+        problems.append("cam: mil_top_fraction must be in (0, 1], mil_min_pixels >= 1 and mil_weight >= 0")
     if config.postprocess.calibrate_on not in CALIBRATION_SOURCES:
         problems.append(f"postprocess.calibrate_on must be one of {CALIBRATION_SOURCES}, "
                         f"got {config.postprocess.calibrate_on!r}")

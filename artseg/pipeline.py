@@ -14,6 +14,7 @@ trains the U-Net on the manifest's pixel masks and applies it to every image (no
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 from artseg import io as artseg_io
 from artseg.config import SegmenterConfig, config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
+from artseg.losses import partial_mil_loss
 from artseg.model_io import CONFIG_NAME, load_model_folder, save_model_folder
 from artseg.nets import build_network
 from artseg.tiling import extract_patches, predict_tiled
@@ -138,6 +140,41 @@ def make_pseudo_masks(
                                          min_fraction=cam.refine_min_fraction)
         masks.append(mask)
     return masks
+
+
+def make_partial_targets(
+    working_maps: Sequence[np.ndarray], labels: Sequence[int] | np.ndarray, pseudo_masks: Sequence[np.ndarray],
+    config: SegmenterConfig,
+) -> list[np.ndarray]:
+    """Negative / positive / unknown U-Net targets for ``cam.unet_loss="mil"`` (issue 4).
+
+    Parameters
+    ----------
+    working_maps : sequence of numpy.ndarray
+        Score-CAM maps at the U-Net's working size (ignored for clean images).
+    labels : sequence of int
+        Image labels, 1 = contains an artifact.
+    pseudo_masks : sequence of numpy.ndarray
+        The pseudo-masks of :func:`make_pseudo_masks`, the positive core when
+        ``config.cam.mil_positive_core``.
+    config : SegmenterConfig
+
+    Returns
+    -------
+    list of numpy.ndarray
+        uint8 maps (:func:`artseg.weak.partial_targets`); all zeros for clean images.
+    """
+    from artseg.weak import partial_targets
+
+    cam = config.cam
+    targets = []
+    for cam_map, label, core in zip(working_maps, labels, pseudo_masks):
+        if int(label) != 1:
+            targets.append(np.zeros(np.shape(cam_map), np.uint8))
+            continue
+        targets.append(partial_targets(cam_map, region_cutoff=cam.pseudo_cutoff,
+                                       core=core if cam.mil_positive_core else None))
+    return targets
 
 
 def assign_splits(
@@ -330,6 +367,7 @@ class ArtifactSegmenter:
         split_source: str = "given",
         progress: bool = True,
         log_dir: str | Path | None = None,
+        classifier: nn.Module | None = None,
     ):
         """Fit on normalised 2-D images (the pure core of :meth:`fit`); returns ``self``.
 
@@ -346,6 +384,10 @@ class ArtifactSegmenter:
             ``train`` / ``val`` per image; missing → seeded split (:func:`assign_splits`).
         log_dir : path, optional
             Where to write per-epoch CSV logs while training.
+        classifier : torch.nn.Module, optional
+            An already trained classifier of ``config.classifier``'s architecture (e.g. from
+            a saved model) to reuse in weak mode instead of training one, so the pseudo-label
+            and U-Net settings can be changed without retraining it.
         """
         cfg = self.config
         labels = np.asarray(labels, dtype=int)
@@ -376,25 +418,29 @@ class ArtifactSegmenter:
         if cfg.mode == "weak":
             started = time.perf_counter()
             classifier_inputs = self._classifier_inputs(images)
-            self.classifier = self._seeded_network(cfg.classifier, cfg.seed)
-            result = self._train(
-                self.classifier, classifier_inputs[train_rows], _column(labels[train_rows]),
-                classifier_inputs[val_rows], _column(labels[val_rows]), cfg.classifier_train, cfg.seed,
-                log_dir, "classifier", progress,
-            )
+            if classifier is None:
+                self.classifier = self._seeded_network(cfg.classifier, cfg.seed)
+                self._train(
+                    self.classifier, classifier_inputs[train_rows], _column(labels[train_rows]),
+                    classifier_inputs[val_rows], _column(labels[val_rows]), cfg.classifier_train, cfg.seed,
+                    log_dir, "classifier", progress,
+                )
+            else:
+                self.classifier = classifier.to(self.device).eval()
+                self.summary["classifier"] = {"reused": True}
             timings["classifier_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
             cam_rows = used_rows[labels[used_rows] == 1]
             cam_maps = self._score_cam(classifier_inputs[cam_rows], progress)
             maps_by_row = {int(row): cam for row, cam in zip(cam_rows, cam_maps)}
-            targets = make_pseudo_masks(
-                [resize_image(maps_by_row[row], working[row].shape) if row in maps_by_row
-                 else np.zeros(working[row].shape, np.float32) for row in range(len(images))],
-                labels, cfg, images=working,
-            )
+            working_maps = [resize_image(maps_by_row[row], working[row].shape) if row in maps_by_row
+                            else np.zeros(working[row].shape, np.float32) for row in range(len(images))]
+            targets = make_pseudo_masks(working_maps, labels, cfg, images=working)
+            if cfg.cam.unet_loss == "mil":
+                targets = make_partial_targets(working_maps, labels, targets, cfg)
             timings["score_cam_seconds"] = time.perf_counter() - started
             self.summary["pseudo_mask_fraction"] = float(
-                np.mean([targets[row].mean() for row in cam_rows])) if len(cam_rows) else 0.0
+                np.mean([(targets[row] > 0).mean() for row in cam_rows])) if len(cam_rows) else 0.0
         else:
             targets = [resize_mask(mask, w.shape) for mask, w in zip(masks, working)]
 
@@ -403,7 +449,7 @@ class ArtifactSegmenter:
         val_px, val_py = self._unet_patches(working, targets, val_rows)
         self.unet = self._seeded_network(cfg.unet, cfg.seed + 1)
         self._train(self.unet, train_px, train_py, val_px, val_py, cfg.unet_train, cfg.seed + 1,
-                    log_dir, "unet", progress)
+                    log_dir, "unet", progress, compute_loss=self._unet_loss())
         timings["unet_seconds"] = time.perf_counter() - started
         if cfg.mode == "weak" and cfg.cam.self_training_rounds > 0:
             started = time.perf_counter()
@@ -446,12 +492,20 @@ class ArtifactSegmenter:
             [targets[row].mean() for row in np.concatenate([train_rows, val_rows]) if labels[row] == 1] or [0.0]))
         return targets
 
+    def _unet_loss(self):
+        """The U-Net's ``compute_loss``: None (BCE) unless weak mode asks for ``cam.unet_loss="mil"``."""
+        cam = self.config.cam
+        if self.config.mode != "weak" or cam.unet_loss != "mil":
+            return None
+        return functools.partial(partial_mil_loss, top_fraction=cam.mil_top_fraction,
+                                 min_pixels=cam.mil_min_pixels, mil_weight=cam.mil_weight)
+
     def _train(self, network, train_x, train_y, val_x, val_y, train_config: TrainConfig, seed: int,
-               log_dir: Path | None, name: str, progress: bool) -> TrainResult:
+               log_dir: Path | None, name: str, progress: bool, compute_loss=None) -> TrainResult:
         network.to(self.device)
         result = fit(
             network, train_x, train_y, val_x if len(val_x) else None, val_y if len(val_x) else None,
-            config=dataclasses.replace(train_config, seed=seed),
+            config=dataclasses.replace(train_config, seed=seed), compute_loss=compute_loss,
             log_csv=None if log_dir is None else log_dir / f"{name}_log.csv",
             desc=name, progress=progress,
         )

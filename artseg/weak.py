@@ -10,6 +10,8 @@ normalised image, its Score-CAM map and (for self-training) the U-Net's own prob
   dropping swallowed background.
 - :func:`self_training_labels`: next-round labels = confident U-Net pixels inside the
   dilated Score-CAM region.
+- :func:`partial_targets`: negative / positive / unknown pixel labels for the
+  multiple-instance U-Net loss (:mod:`artseg.losses`).
 - :func:`local_deviation`: ``|image - local background|``, the intensity-threshold baseline.
 """
 
@@ -205,6 +207,41 @@ def self_training_labels(unet_probability: np.ndarray, cam_region: np.ndarray, *
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         region = ndimage.binary_dilation(region, structure=yy**2 + xx**2 <= radius**2)
     return (unet_probability >= confidence) & region
+
+
+def partial_targets(cam_map: np.ndarray, *, region_cutoff: float = 0.05,
+                    core: np.ndarray | None = None) -> np.ndarray:
+    """Partial pixel labels of an artifact-labelled image for :func:`artseg.losses.partial_mil_loss`.
+
+    Parameters
+    ----------
+    cam_map : numpy.ndarray
+        2-D Score-CAM map in [0, 1] at the U-Net's working size.
+    region_cutoff : float, default 0.05
+        Pixels with ``cam_map > region_cutoff`` may hold the artifact (the paper's
+        pseudo-mask); the rest are labelled negative.
+    core : numpy.ndarray, optional
+        bool pixels inside the region confident enough to label positive (e.g. a refined
+        pseudo-mask); ``None`` labels none.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 map: 0 negative, 1 positive, 2 unknown.
+
+    Examples
+    --------
+    >>> partial_targets(np.array([[0.0, 0.3, 0.9]]), core=np.array([[False, False, True]])).tolist()
+    [[0, 2, 1]]
+    """
+    cam_map = _as_2d_float(cam_map, "cam_map")
+    targets = np.where(cam_map > region_cutoff, 2, 0).astype(np.uint8)
+    if core is not None:
+        core = np.asarray(core, dtype=bool)
+        if core.shape != cam_map.shape:
+            raise ArtsegInputError(f"core shape {core.shape} differs from cam_map shape {cam_map.shape}")
+        targets[core & (targets == 2)] = 1
+    return targets
 
 
 def local_deviation(image: np.ndarray, *, background_sigma: float = 16.0) -> np.ndarray:

@@ -34,7 +34,7 @@ import torch
 from artseg import io as artseg_io
 from artseg.cache import cache_dir
 from artseg.config import load_config
-from artseg.metrics import pixel_scores
+from artseg.metrics import image_scores, pixel_scores
 from artseg.pipeline import ArtifactSegmenter, load_training_data, make_pseudo_masks, normalize, resize_image
 from artseg.postprocess import binarize, remove_small, search_cutoff
 from artseg.synth import generate_dataset
@@ -106,6 +106,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--skip-strong", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--skip-recipes", action="store_true", help="skip (b), the pseudo-mask recipe table")
+    parser.add_argument("--classifier-from", type=Path, default=None,
+                        help="reuse the classifier of this saved weak model instead of training one")
+    parser.add_argument("--save-model", type=Path, default=None, help="save the weak model here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -128,10 +132,20 @@ def main() -> None:
     clock = time.perf_counter()
     stage("fitting the ScoreCAM-U-Net", clock)
     started = time.perf_counter()
+    classifier = ArtifactSegmenter.load(args.classifier_from).classifier if args.classifier_from else None
     weak = ArtifactSegmenter(config).fit_arrays(data.images, data.labels, masks=data.masks, splits=data.splits,
-                                                split_source=data.split_source, progress=False)
+                                                split_source=data.split_source, progress=False,
+                                                classifier=classifier)
+    if args.save_model:
+        weak.save(args.save_model)
     results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
     results["weak_summary_seconds"] = weak.summary.get("seconds")
+
+    gate = config.postprocess.gate_threshold
+    called = [int(weak.classifier_probability(img) >= gate) for img in test_images]
+    results["classifier_test"] = {key: round(float(value), 3) for key, value in
+                                  image_scores(test_rows["label"].astype(int).to_numpy(), np.array(called)).items()
+                                  if np.isscalar(value)}
 
     stage("scoring (a) Score-CAM", clock)
     # (a) Score-CAM alone, gated by the classifier like the U-Net.
@@ -149,7 +163,7 @@ def main() -> None:
     art_truth = [data.masks[i] for i in artifact_rows]
     ones = np.ones(len(artifact_rows), int)
     pseudo = {}
-    for baseline in (None, "background"):
+    for baseline in () if args.skip_recipes else (None, "background"):
         maps = cam_maps(weak, art_images, baseline)
         for name, fields in PSEUDO_VARIANTS.items():
             variant = dataclasses.replace(config, cam=dataclasses.replace(config.cam, **fields))
@@ -208,6 +222,7 @@ def print_table(results: dict) -> None:
     rows.append(("(e) intensity threshold", results["e_intensity"]))
     print(f"\n{results['preset']} n={results['n_images']} seed={results['seed']} config={results['config']} "
           f"(test: {results['n_test']} images, {results['n_test_artifact']} with artifacts)\n")
+    print(f"classifier on the test images: {results['classifier_test']}\n")
     print("| method | IoU | precision | recall |\n|---|---|---|---|")
     for name, row in rows:
         print(f"| {name} | {row['iou']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |")

@@ -11,7 +11,7 @@ from artseg.config import config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
 from artseg.metrics import pixel_scores
 from artseg.pipeline import make_pseudo_masks
-from artseg.weak import adaptive_cutoff, local_deviation, refine_to_superpixels, self_training_labels
+from artseg.weak import adaptive_cutoff, local_deviation, partial_targets, refine_to_superpixels, self_training_labels
 
 
 def _disk(shape, center, radius) -> np.ndarray:
@@ -127,7 +127,8 @@ def test_new_config_fields_round_trip(tmp_path):
 
 @pytest.mark.parametrize("bad", [{"cam": {"baseline": "zeros"}}, {"cam": {"pseudo_method": "kmeans"}},
                                  {"cam": {"refine": "crf"}}, {"postprocess": {"calibrate_on": "truth"}},
-                                 {"cam": {"self_training_rounds": -1}}])
+                                 {"cam": {"self_training_rounds": -1}}, {"cam": {"unet_loss": "dice"}},
+                                 {"cam": {"mil_top_fraction": 0.0}}, {"cam": {"mil_weight": -1.0}}])
 def test_bad_weak_config_values_are_rejected(bad):
     with pytest.raises(ArtsegInputError):
         config_from_dict(bad)
@@ -164,3 +165,50 @@ def test_pipeline_runs_the_improved_recipe_without_pixel_labels():
     assert segmenter.calibration.selected_on == "pseudo_masks"
     assert "unet_self_training_1" in segmenter.histories
     assert 0.0 < segmenter.summary["pseudo_mask_fraction"] < 1.0
+
+
+def test_partial_targets_mark_the_cam_region_unknown_and_the_core_positive():
+    cam = np.array([[0.0, 0.04, 0.06], [0.5, 0.9, 1.0]], np.float32)
+    core = np.array([[True, False, False], [False, True, True]])
+    assert partial_targets(cam).tolist() == [[0, 0, 2], [2, 2, 2]]
+    # the core only counts inside the region: the (0, 0) pixel stays negative
+    assert partial_targets(cam, core=core).tolist() == [[0, 0, 2], [2, 1, 1]]
+    assert partial_targets(cam, region_cutoff=0.6).tolist() == [[0, 0, 0], [0, 2, 2]]
+    with pytest.raises(ArtsegInputError, match="core shape"):
+        partial_targets(cam, core=np.zeros((3, 3), bool))
+
+
+def test_pipeline_trains_the_unet_with_the_mil_loss():
+    from artseg.pipeline import ArtifactSegmenter, make_partial_targets
+
+    config = config_from_dict({"cam": {"unet_loss": "mil", "mil_positive_core": True}})
+    cam = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    core = cam > 0.8
+    targets = make_partial_targets([cam, cam], [1, 0], [core, core], config)
+    assert set(np.unique(targets[0])) == {0, 1, 2} and not targets[1].any()
+    assert (targets[0] == 1).sum() == core.sum()
+
+    rng = np.random.default_rng(5)
+    images, labels = [], []
+    for index in range(12):
+        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
+        if index % 2:
+            image[_disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)] = 0.1
+        images.append(image.astype(np.float32))
+        labels.append(index % 2)
+    config = config_from_dict({
+        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
+        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
+        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
+        "cam": {"top_k": 4, "unet_loss": "mil"},
+        "postprocess": {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"},
+    })
+    splits = ["train"] * 8 + ["val"] * 4
+    first = ArtifactSegmenter(config).fit_arrays(images, labels, splits=splits, progress=False)
+    assert 0.0 < first.summary["pseudo_mask_fraction"] <= 1.0
+    assert np.isfinite(first.summary["unet"]["best_val_loss"])
+    # a trained classifier can be reused: only the U-Net is trained again
+    second = ArtifactSegmenter(config).fit_arrays(images, labels, splits=splits, progress=False,
+                                                  classifier=first.classifier)
+    assert second.summary["classifier"] == {"reused": True} and "classifier" not in second.histories
+    assert second.classifier is first.classifier

@@ -1,0 +1,58 @@
+"""analysis.defaults: cached default models are reused only while their settings are unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from analysis import defaults
+from artseg.io import write_image, write_mask
+
+TINY = {
+    "base": "fast",
+    "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
+    "unet_train": {"epochs": 1, "batch_size": 4},
+    "input": {"unet_patch": 32},
+    "tiling": {"tile_size": 32, "overlap": 8},
+    "postprocess": {"cutoff_grid": [0.5], "min_object_size_grid": [0]},
+}
+
+
+def _manifest(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(6):
+        image = (1000 + 50 * rng.standard_normal((32, 32))).astype(np.float32)
+        mask = np.zeros((32, 32), bool)
+        mask[8:16, 8:16] = index % 2 == 1
+        write_image(tmp_path / f"img{index}.tif", image)
+        write_mask(tmp_path / f"img{index}_mask.png", mask)
+        rows.append({"image": f"img{index}.tif", "mask": f"img{index}_mask.png",
+                     "split": "val" if index >= 4 else "train"})
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    manifest, model_dir = _manifest(tmp_path), tmp_path / "models" / "pixels"
+    first = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    weights_time = {path.name: path.stat().st_mtime_ns for path in model_dir.iterdir()}
+    assert "training the pixel model" in capsys.readouterr().out
+
+    again = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    assert "training" not in capsys.readouterr().out
+    assert {path.name: path.stat().st_mtime_ns for path in model_dir.iterdir()} == weights_time
+    assert again.config == first.config
+
+    changed = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
+                                     overrides={"unet_train": {"epochs": 2}})
+    assert "other settings; retraining" in capsys.readouterr().out
+    assert changed.config.unet_train.epochs == 2
+    assert defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
+                                  overrides={"unet_train": {"epochs": 2}}).config.unet_train.epochs == 2
+    assert not model_dir.with_name("pixels.partial").exists()
