@@ -92,13 +92,16 @@ def region_densities(per_image: pd.DataFrame, columns: tuple[str, ...], titles: 
     Returns
     -------
     matplotlib.figure.Figure
-        One density panel per column, one curve per region, dashed lines at region means.
+        One density panel per column, one curve per region (in ``REGION_COLOURS`` order,
+        other regions after), dashed lines at region means.
     """
     fig = Figure(figsize=(6.5, 2.8 * len(columns)), layout="constrained")
     axes = fig.subplots(len(columns), 1, squeeze=False).ravel()
+    present = list(dict.fromkeys(per_image["region"]))
+    regions = [r for r in REGION_COLOURS if r in present] + [r for r in present if r not in REGION_COLOURS]
     for ax, column, title in zip(axes, columns, titles):
-        for region, rows in per_image.groupby("region", sort=False):
-            values = rows[column].dropna().to_numpy(dtype=float)
+        for region in regions:
+            values = per_image.loc[per_image["region"] == region, column].dropna().to_numpy(dtype=float)
             colour = REGION_COLOURS.get(region)
             if len(values) >= 2 and np.ptp(values) > 0:
                 sns.kdeplot(x=values, ax=ax, color=colour, label=f"{region} (n={len(values)})",

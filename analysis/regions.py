@@ -94,8 +94,15 @@ def score_region(
     -------
     dict
         ``pixel_f1`` (over the region's pixels), ``object_f1`` (objects assigned to the region
-        by pixel majority), ``n_true``, ``n_pred``, ``n_pixels``. Scores are NaN when the region
-        is empty, or (object-wise) when it holds no true and no predicted nuclei.
+        by pixel majority), ``n_true``, ``n_pred``, ``n_pixels``.
+
+    Notes
+    -----
+    F1 = 2TP / (2TP + FP + FN) is undefined (0 / 0) where there is nothing to find and
+    nothing was found, so a score is NaN, not 1, when the region is empty, or when it holds
+    no true and no predicted nucleus pixels (pixel-wise) or nuclei (object-wise). Averaged
+    over images, a perfect score for "no nuclei here, none predicted" would otherwise pull
+    the small artifact regions, most of which hold no nucleus, towards 1.
     """
     region = np.asarray(region, dtype=bool)
     n_pixels = int(region.sum())
@@ -105,13 +112,18 @@ def score_region(
     n_pred = int(np.count_nonzero(np.unique(pred_in)))
     if n_pixels == 0:
         return {"pixel_f1": np.nan, "object_f1": np.nan, "n_true": 0, "n_pred": 0, "n_pixels": 0}
-    pixels = pixel_scores(np.asarray(true_labels)[region] > 0, np.asarray(pred_labels)[region] > 0)
+    true_pixels = np.asarray(true_labels)[region] > 0
+    pred_pixels = np.asarray(pred_labels)[region] > 0
+    if true_pixels.any() or pred_pixels.any():
+        pixel_f1 = pixel_scores(true_pixels, pred_pixels)["f1"]
+    else:
+        pixel_f1 = np.nan
     if n_true == 0 and n_pred == 0:
         object_f1 = np.nan
     else:
         object_f1 = object_scores(true_in, pred_in, iou_threshold=iou_threshold)["f1"]
     return {
-        "pixel_f1": float(pixels["f1"]),
+        "pixel_f1": float(pixel_f1),
         "object_f1": float(object_f1),
         "n_true": n_true,
         "n_pred": n_pred,

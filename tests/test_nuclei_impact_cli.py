@@ -1,12 +1,19 @@
 """`python -m analysis.nuclei_impact` on a small synthetic dataset, and its bad inputs."""
 
+import imageio.v3 as imageio
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 
 from analysis import nuclei_impact
-from analysis.nuclei_impact import SUMMARY_COLUMNS, write_stain_labels
+from analysis.nuclei_impact import (
+    SUMMARY_COLUMNS,
+    TRAINING_FIELDS,
+    summarize_regions,
+    training_rows,
+    write_stain_labels,
+)
 from artseg.io import read_image_manifest
 from artseg.pipeline import ArtifactSegmenter
 from artseg.synth import generate_dataset
@@ -103,7 +110,7 @@ def test_label_image_shape_mismatch(dataset, tmp_path, capsys):
     _bad(dataset, tmp_path, capsys, edit, "small_labels.tif")
 
 
-def test_images_without_nuclei_give_nan_object_scores(dataset, tmp_path):
+def test_images_without_nuclei_give_nan_scores(dataset, tmp_path):
     empty = tmp_path / "empty_labels.tif"
     tifffile.imwrite(empty, np.zeros((128, 128), np.uint16))
     table = pd.read_csv(dataset / "data" / "nuclei.csv").head(2)
@@ -115,5 +122,63 @@ def test_images_without_nuclei_give_nan_object_scores(dataset, tmp_path):
     table.to_csv(path, index=False)
     assert _run(dataset, tmp_path, path) == 0
     per_image = pd.read_csv(tmp_path / "out" / "per_image.csv")
-    assert per_image["object_f1"].isna().all()
-    assert (per_image.loc[per_image["n_pixels"] > 0, "pixel_f1"] == 1.0).all()
+    assert per_image["object_f1"].isna().all() and per_image["pixel_f1"].isna().all()
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert (summary["n_images"] == 0).all() and (summary["n_nuclei"] == 0).all()
+    assert summary["pixel_f1"].isna().all() and summary["mean_area"].isna().all()
+
+
+def test_artifact_mask_shape_mismatch(dataset, tmp_path, capsys):
+    small = tmp_path / "small_mask.png"
+    imageio.imwrite(small, np.zeros((16, 16), np.uint8))
+
+    def edit(table):
+        table.loc[1, "artifact_mask"] = str(small)
+        return table
+    _bad(dataset, tmp_path, capsys, edit, "small_mask.png")
+
+
+def test_missing_image_file(dataset, tmp_path, capsys):
+    def edit(table):
+        table.loc[0, "image"] = str(tmp_path / "missing_field.tif")
+        return table
+    _bad(dataset, tmp_path, capsys, edit, "missing_field.tif")
+
+
+def test_missing_nuclei_column(dataset, tmp_path, capsys):
+    _bad(dataset, tmp_path, capsys, lambda table: table.drop(columns=["nuclei"]), "column(s) nuclei")
+
+
+def test_manifest_without_model_is_refused(dataset, tmp_path, capsys):
+    code = nuclei_impact.main(["--manifest", str(dataset / "data" / "nuclei.csv"),
+                               "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2 and "--model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_summary_of_regions_without_anything_is_nan_with_zero_counts():
+    per_image = pd.DataFrame({
+        "image": ["a", "a", "b", "b"],
+        "region": ["artifact", "whole_image", "artifact", "whole_image"],
+        "pixel_f1": [np.nan, 0.8, np.nan, 0.6],
+        "object_f1": [np.nan, 0.5, np.nan, np.nan],
+    })
+    nuclei = pd.DataFrame({"image": ["a"], "label": [1], "region": ["whole_image"], "area": [300],
+                           "solidity": [0.9], "matched": [True]})
+    summary = summarize_regions(per_image, nuclei).set_index("region")
+    assert list(summary.index) == ["artifact", "whole_image"]
+    artifact = summary.loc["artifact"]
+    assert np.isnan(artifact["pixel_f1"]) and np.isnan(artifact["mean_area"])
+    assert artifact["n_images"] == 0 and artifact["n_nuclei"] == 0
+    whole = summary.loc["whole_image"]
+    assert whole["pixel_f1"] == pytest.approx(0.7) and whole["object_f1"] == pytest.approx(0.5)
+    assert whole["n_images"] == 2 and whole["mean_area"] == 300
+
+
+def test_training_rows_take_the_first_fields_of_train_and_val_only():
+    table = pd.DataFrame({"image": [f"{i}.tif" for i in range(100)],
+                          "split": ["train", "train", "train", "val", "test"] * 20})
+    rows = training_rows(table)
+    assert rows["split"].value_counts().to_dict() == TRAINING_FIELDS
+    assert "test" not in set(rows["split"])
+    assert rows["image"].iloc[0] == "0.tif"

@@ -62,13 +62,53 @@ def test_empty_region_reports_nan_with_zero_counts():
     assert scores["n_pixels"] == 0 and scores["n_true"] == 0
 
 
-def test_region_without_nuclei_has_nan_object_f1_but_pixel_score():
+def test_region_without_nuclei_reports_nan_not_a_perfect_score():
     true = np.zeros((8, 8), int)
+    _square(true, 1, 5, 5, 3)  # a nucleus, but outside the region
     region = np.zeros((8, 8), bool)
     region[:4] = True
     scores = score_region(true, true, region)
-    assert np.isnan(scores["object_f1"])
-    assert scores["pixel_f1"] == pytest.approx(1.0)  # empty vs empty scores 1.0
+    assert np.isnan(scores["pixel_f1"]) and np.isnan(scores["object_f1"])
+    assert scores["n_pixels"] == 32 and scores["n_true"] == 0 and scores["n_pred"] == 0
+
+
+def test_region_with_only_false_detections_scores_zero():
+    true = np.zeros((8, 8), int)
+    pred = np.zeros_like(true)
+    _square(pred, 3, 0, 0, 3)
+    region = np.zeros((8, 8), bool)
+    region[:4] = True
+    scores = score_region(true, pred, region)
+    assert scores["pixel_f1"] == pytest.approx(0.0) and scores["object_f1"] == pytest.approx(0.0)
+    assert scores["n_true"] == 0 and scores["n_pred"] == 1
+
+
+def test_nucleus_on_the_artifact_border_counts_where_most_of_it_lies():
+    true = np.zeros((12, 12), int)
+    true[2:6, 2:8] = 1       # 24 px, 16 of them inside the artifact (columns 4..)
+    pred = np.zeros_like(true)
+    pred[2:6, 0:5] = 1       # 20 px, 4 inside: the prediction lies mostly outside
+    artifact = np.zeros((12, 12), bool)
+    artifact[:, 4:] = True
+    regions = region_masks(artifact, np.zeros_like(artifact))
+
+    inside = score_region(true, pred, regions["artifact"])
+    assert (inside["n_true"], inside["n_pred"]) == (1, 0)
+    assert inside["object_f1"] == pytest.approx(0.0)  # one FN
+    # pixel-wise only the region's pixels count: inside 16 true, 4 predicted, 4 both
+    assert inside["pixel_f1"] == pytest.approx(2 * 4 / (16 + 4))
+    outside = score_region(true, pred, regions["artifact_free_manual"])  # 8 true, 16 predicted, 8 both
+    assert (outside["n_true"], outside["n_pred"]) == (0, 1)
+    assert outside["object_f1"] == pytest.approx(0.0)  # one FP
+    assert outside["pixel_f1"] == pytest.approx(2 * 8 / (8 + 16))
+    whole = score_region(true, pred, regions["whole_image"])
+    # IoU 12 / 32 < 0.5: not a match, so one FN and one FP
+    assert whole["object_f1"] == pytest.approx(0.0)
+
+
+def test_region_masks_reject_different_shapes():
+    with pytest.raises(ValueError, match="shapes differ"):
+        region_masks(np.zeros((4, 4), bool), np.zeros((4, 5), bool))
 
 
 def test_morphometry_per_region_and_matching():
