@@ -26,6 +26,8 @@ TINY = {
     "input": {"classifier_size": 64, "unet_patch": 64},
     "tiling": {"tile_size": 64, "overlap": 16},
     "postprocess": {"cutoff_grid": [0.1, 0.3, 0.5, 0.7], "min_object_size_grid": [0, 10]},
+    # the paper's pseudo-labels (fixed 0.05, no self-training): these tests pin that behaviour
+    "cam": {"pseudo_method": "fixed", "refine": "none", "self_training_rounds": 0, "unet_loss": "bce"},
 }
 
 
