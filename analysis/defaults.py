@@ -8,6 +8,7 @@ the same code path a user's own files take: a manifest on disk and a model folde
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,9 +26,10 @@ DEFAULT_TRAINING_IMAGES = 120
 PIXEL_MODEL_OVERRIDES = {"unet_train": {"epochs": 8, "plateau_patience": 3}}
 
 
-def default_root(preset: str, seed: int) -> Path:
-    """Folder of the default synthetic dataset of ``preset`` for ``seed``."""
-    return cache_dir() / "default" / f"{preset}_seed{seed}"
+def default_root(preset: str, seed: int, size: int | None = None) -> Path:
+    """Folder of the default synthetic dataset of ``preset`` for ``seed`` (and field ``size``)."""
+    name = f"{preset}_seed{seed}" if size is None else f"{preset}_{size}px_seed{seed}"
+    return cache_dir() / "default" / name
 
 
 def models_dir() -> Path:
@@ -35,15 +37,26 @@ def models_dir() -> Path:
     return cache_dir() / "default" / "models"
 
 
-def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES) -> Path:
-    """Generate the default dataset once (atomically) and return its folder."""
-    root = default_root(preset, seed)
+def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None) -> Path:
+    """Generate the default dataset once (atomically) and return its folder.
+
+    A cached folder generated with other settings (its ``generation.json``) is regenerated.
+    ``size=None`` is the generator's default field size.
+    """
+    root = default_root(preset, seed, size)
+    settings = {"preset": preset, "seed": seed, "n_images": n_images, "size": size}
+    record = root / "generation.json"
     if (root / "manifest.csv").exists():
-        return root
+        if not record.exists() or json.loads(record.read_text()) == settings:
+            return root
+        print(f"the cached {preset} dataset in {root} was generated with other settings; regenerating", flush=True)
     staging = root.with_name(root.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    print(f"generating the default {preset} dataset (seed {seed}) into {root} ...", flush=True)
-    generate_dataset(preset, staging, n_images=n_images, seed=seed)
+    shape = "" if size is None else f", {n_images} fields of {size}x{size}"
+    print(f"generating the default {preset} dataset (seed {seed}{shape}) into {root} ...", flush=True)
+    generate_dataset(preset, staging, n_images=n_images, seed=seed, size=size)
+    (staging / "generation.json").write_text(json.dumps(settings))
+    shutil.rmtree(root, ignore_errors=True)
     staging.rename(root)
     return root
 

@@ -14,7 +14,6 @@ first fields of its train/val split (cached) and every field of its test split s
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +38,6 @@ from artseg.io import (
     write_labels,
 )
 from artseg.pipeline import ArtifactSegmenter
-from artseg.synth import generate_dataset
 
 DEFAULT_OUT = Path("artseg-out") / "nuclei_impact"
 # Synthetic artifact areas are a share of the field (the paper's 0.38 %), nuclei keep the paper's
@@ -193,7 +191,7 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
     """The embedded default: test split of the synthetic seven-cell-lines dataset, cached models."""
     timings = {} if timings is None else timings
     with _timed(timings, "dataset"):
-        root = ensure_default_dataset(seed)
+        root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE)
     table = pd.read_csv(root / "manifest.csv")
     test = table[table["split"] == "test"]
     manifest = pd.DataFrame({
@@ -215,25 +213,6 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
     return manifest, segmenter, nuclei_model
 
 
-def ensure_default_dataset(seed: int) -> Path:
-    """Generate the default seven-cell-lines dataset once (atomically) and return its folder.
-
-    Like :func:`analysis.defaults.ensure_dataset`, at ``DEFAULT_FIELD_SIZE`` instead of the
-    256 x 256 default field.
-    """
-    root = defaults.default_root("seven_cell_lines", seed)
-    root = root.with_name(f"seven_cell_lines_{DEFAULT_FIELD_SIZE}px_seed{seed}")
-    if (root / "manifest.csv").exists():
-        return root
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    print(f"generating the default seven_cell_lines dataset (seed {seed}, {DEFAULT_IMAGES} fields of "
-          f"{DEFAULT_FIELD_SIZE}x{DEFAULT_FIELD_SIZE}) into {root} ...", flush=True)
-    generate_dataset("seven_cell_lines", staging, n_images=DEFAULT_IMAGES, seed=seed, size=DEFAULT_FIELD_SIZE)
-    staging.rename(root)
-    return root
-
-
 def training_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The first ``TRAINING_FIELDS`` rows of each training split of a dataset manifest."""
     return pd.concat([table[table["split"] == split].head(count) for split, count in TRAINING_FIELDS.items()])
@@ -243,7 +222,7 @@ def load_nuclei_model(nuclei_model_dir: Path | None, seed: int) -> ArtifactSegme
     """A user's nuclei U-Net folder, or the cached default trained on stain-derived labels."""
     if nuclei_model_dir is not None:
         return ArtifactSegmenter.load(nuclei_model_dir)
-    root = ensure_default_dataset(seed)
+    root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE)
     manifest_csv = root / "nuclei_from_stain.csv"
     if not manifest_csv.exists():
         manifest_csv = write_stain_labels(root)

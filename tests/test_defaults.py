@@ -56,3 +56,14 @@ def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_pa
     assert defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                   overrides={"unet_train": {"epochs": 2}}).config.unet_train.epochs == 2
     assert not model_dir.with_name("pixels.partial").exists()
+
+
+def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ARTSEG_CACHE", str(tmp_path))
+    root = defaults.ensure_dataset("cho_m4r", 3, n_images=4, size=64)
+    assert root.name == "cho_m4r_64px_seed3" and len(pd.read_csv(root / "manifest.csv")) == 4
+    assert defaults.ensure_dataset("cho_m4r", 3, n_images=4, size=64) == root
+    assert "regenerating" not in capsys.readouterr().out
+    defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
+    assert "regenerating" in capsys.readouterr().out
+    assert len(pd.read_csv(root / "manifest.csv")) == 6 and not root.with_name(root.name + ".partial").exists()
