@@ -62,7 +62,9 @@ class CamConfig:
     ``pseudo_method`` ``"fixed"`` uses ``pseudo_cutoff``, ``"otsu"``/``"percentile"`` a
     per-map cut-off (never below ``pseudo_cutoff``); ``refine="superpixels"`` snaps the
     pseudo-masks to SLIC superpixels; ``self_training_rounds`` > 0 retrains the U-Net on
-    its confident predictions inside the CAM region dilated by ``self_training_dilation``.
+    its predictions at or above ``self_training_confidence`` (``None``: the first U-Net's
+    cut-off chosen on validation data) inside the CAM region dilated by
+    ``self_training_dilation``.
     """
 
     target_stage: str = "last_stage"
@@ -79,7 +81,8 @@ class CamConfig:
     superpixel_segments: int = 400
     refine_min_fraction: float = 0.5
     self_training_rounds: int = 0
-    self_training_confidence: float = 0.5
+    # None: the first U-Net's cut-off chosen on validation data (postprocess.calibrate_on)
+    self_training_confidence: float | None = 0.5
     self_training_dilation: int = 8
     # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
     # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
@@ -283,7 +286,7 @@ def _weak_problems(config: SegmenterConfig) -> list[str]:
         problems.append("cam: superpixel_segments must be >= 2 and refine_min_fraction in (0, 1]")
     if cam.self_training_rounds < 0 or cam.self_training_dilation < 0:
         problems.append("cam: self_training_rounds and self_training_dilation must be >= 0")
-    if not 0.0 <= cam.self_training_confidence <= 1.0:
+    if cam.self_training_confidence is not None and not 0.0 <= cam.self_training_confidence <= 1.0:
         problems.append(f"cam.self_training_confidence must be in [0, 1], got {cam.self_training_confidence}")
     if cam.unet_loss not in UNET_LOSSES:
         problems.append(f"cam.unet_loss must be one of {UNET_LOSSES}, got {cam.unet_loss!r}")

@@ -451,25 +451,33 @@ class ArtifactSegmenter:
         self._train(self.unet, train_px, train_py, val_px, val_py, cfg.unet_train, cfg.seed + 1,
                     log_dir, "unet", progress, compute_loss=self._unet_loss())
         timings["unet_seconds"] = time.perf_counter() - started
+        val_images = [images[row] for row in val_rows]
+
+        def calibration_truth(current_targets) -> tuple[list[np.ndarray], str]:
+            if masks is not None and (cfg.mode == "strong" or cfg.postprocess.calibrate_on == "masks"):
+                return [np.asarray(masks[row], dtype=bool) for row in val_rows], "pixel_masks"
+            return [resize_mask(current_targets[row], images[row].shape) for row in val_rows], "pseudo_masks"
+
         if cfg.mode == "weak" and cfg.cam.self_training_rounds > 0:
             started = time.perf_counter()
-            targets = self._self_train(images, working, labels, targets, train_rows, val_rows, log_dir, progress)
+            confidence = cfg.cam.self_training_confidence
+            if confidence is None:
+                # the first U-Net's own cut-off, chosen on validation data like the final one
+                confidence = self._calibrate(val_images, *calibration_truth(targets), progress).cutoff
+            self.summary["self_training_confidence"] = float(confidence)
+            targets = self._self_train(images, working, labels, targets, train_rows, val_rows, log_dir, progress,
+                                       confidence=float(confidence))
             timings["self_training_seconds"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        if masks is not None and (cfg.mode == "strong" or cfg.postprocess.calibrate_on == "masks"):
-            truth = [np.asarray(masks[row], dtype=bool) for row in val_rows]
-            selected_on = "pixel_masks"
-        else:
-            truth = [resize_mask(targets[row], images[row].shape) for row in val_rows]
-            selected_on = "pseudo_masks"
-        self.calibration = self._calibrate([images[row] for row in val_rows], truth, selected_on, progress)
+        self.calibration = self._calibrate(val_images, *calibration_truth(targets), progress)
         timings["calibration_seconds"] = time.perf_counter() - started
         timings["total_seconds"] = sum(timings.values())
         self.summary["seconds"] = timings
         return self
 
-    def _self_train(self, images, working, labels, cam_targets, train_rows, val_rows, log_dir, progress):
+    def _self_train(self, images, working, labels, cam_targets, train_rows, val_rows, log_dir, progress, *,
+                    confidence: float):
         """Retrain the U-Net on its confident predictions inside the dilated CAM region (issue 4)."""
         from artseg.weak import self_training_labels
 
@@ -482,7 +490,7 @@ class ArtifactSegmenter:
                 probability = self._probability_map(images[row])
                 if probability.shape != working[row].shape:
                     probability = resize_image(probability, working[row].shape)
-                targets[row] = self_training_labels(probability, cam_targets[row], confidence=cam.self_training_confidence,
+                targets[row] = self_training_labels(probability, cam_targets[row], confidence=confidence,
                                                     dilation=cam.self_training_dilation)
             train_px, train_py = self._unet_patches(working, targets, train_rows)
             val_px, val_py = self._unet_patches(working, targets, val_rows)

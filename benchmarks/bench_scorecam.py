@@ -49,6 +49,7 @@ VARIANTS: dict[str, dict] = {
     "bf16-top512": dict(precision="bf16", top_k=512),
     "bf16-top256": dict(precision="bf16", top_k=256),
     "bf16-top128": dict(precision="bf16", top_k=128),
+    "bf16-top64": dict(precision="bf16", top_k=64),
     "reference-loop": dict(),  # score_cam_reference: one masked input at a time, fp32
 }
 DEFAULT_VARIANTS = [name for name in VARIANTS if name != "reference-loop"]

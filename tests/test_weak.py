@@ -212,3 +212,31 @@ def test_pipeline_trains_the_unet_with_the_mil_loss():
                                                   classifier=first.classifier)
     assert second.summary["classifier"] == {"reused": True} and "classifier" not in second.histories
     assert second.classifier is first.classifier
+
+
+def test_self_training_confidence_none_uses_the_calibrated_cutoff():
+    from artseg.pipeline import ArtifactSegmenter
+
+    rng = np.random.default_rng(7)
+    images, labels, masks = [], [], []
+    for index in range(12):
+        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
+        mask = np.zeros((64, 64), bool)
+        if index % 2:
+            mask = _disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)
+            image[mask] = 0.1
+        images.append(image.astype(np.float32))
+        labels.append(index % 2)
+        masks.append(mask)
+    config = config_from_dict({
+        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
+        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
+        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
+        "cam": {"top_k": 4, "self_training_rounds": 1, "self_training_confidence": None},
+        "postprocess": {"cutoff_grid": [0.2, 0.4, 0.6], "min_object_size_grid": [0]},
+    })
+    segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=masks, splits=["train"] * 8 + ["val"] * 4,
+                                                     progress=False)
+    assert segmenter.summary["self_training_confidence"] in (0.2, 0.4, 0.6)
+    assert "unet_self_training_1" in segmenter.histories
+    assert config_from_dict(config_to_dict(config)).cam.self_training_confidence is None
