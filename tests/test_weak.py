@@ -19,6 +19,32 @@ def _disk(shape, center, radius) -> np.ndarray:
     return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
 
 
+def _toy_fields(seed: int) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+    """Twelve 64² noisy fields; odd ones carry a dark disc (the artifact) and its mask."""
+    rng = np.random.default_rng(seed)
+    images, labels, masks = [], [], []
+    for index in range(12):
+        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
+        mask = np.zeros((64, 64), bool)
+        if index % 2:
+            mask = _disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)
+            image[mask] = 0.1
+        images.append(image.astype(np.float32))
+        labels.append(index % 2)
+        masks.append(mask)
+    return images, labels, masks
+
+
+def _tiny_weak_config(cam: dict, postprocess: dict):
+    """A one-epoch, few-filter weak config over 64² inputs with the given cam/postprocess fields."""
+    return config_from_dict({
+        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
+        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
+        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
+        "cam": cam, "postprocess": postprocess,
+    })
+
+
 def test_otsu_cutoff_falls_in_the_gap_of_a_bimodal_map():
     rng = np.random.default_rng(0)
     low = rng.uniform(0.0, 0.2, size=(40, 40))
@@ -143,22 +169,10 @@ def test_paper_config_keeps_the_paper_recipe():
 def test_pipeline_runs_the_improved_recipe_without_pixel_labels():
     from artseg.pipeline import ArtifactSegmenter
 
-    rng = np.random.default_rng(3)
-    images, labels = [], []
-    for index in range(12):
-        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
-        if index % 2:
-            image[_disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)] = 0.1
-        images.append(image.astype(np.float32))
-        labels.append(index % 2)
-    config = config_from_dict({
-        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
-        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
-        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
-        "cam": {"top_k": 4, "baseline": "background", "pseudo_method": "otsu", "refine": "superpixels",
+    images, labels, masks = _toy_fields(3)
+    config = _tiny_weak_config({"top_k": 4, "baseline": "background", "pseudo_method": "otsu", "refine": "superpixels",
                 "superpixel_segments": 50, "self_training_rounds": 1},
-        "postprocess": {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"},
-    })
+                               {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"})
     splits = ["train"] * 8 + ["val"] * 4
     segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=[np.ones((64, 64), bool)] * 12,
                                                      splits=splits, progress=False)
@@ -188,21 +202,9 @@ def test_pipeline_trains_the_unet_with_the_mil_loss():
     assert set(np.unique(targets[0])) == {0, 1, 2} and not targets[1].any()
     assert (targets[0] == 1).sum() == core.sum()
 
-    rng = np.random.default_rng(5)
-    images, labels = [], []
-    for index in range(12):
-        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
-        if index % 2:
-            image[_disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)] = 0.1
-        images.append(image.astype(np.float32))
-        labels.append(index % 2)
-    config = config_from_dict({
-        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
-        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
-        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
-        "cam": {"top_k": 4, "unet_loss": "mil"},
-        "postprocess": {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"},
-    })
+    images, labels, masks = _toy_fields(5)
+    config = _tiny_weak_config({"top_k": 4, "unet_loss": "mil"},
+                               {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"})
     splits = ["train"] * 8 + ["val"] * 4
     first = ArtifactSegmenter(config).fit_arrays(images, labels, splits=splits, progress=False)
     assert 0.0 < first.summary["pseudo_mask_fraction"] <= 1.0
@@ -217,24 +219,9 @@ def test_pipeline_trains_the_unet_with_the_mil_loss():
 def test_self_training_confidence_none_uses_the_calibrated_cutoff():
     from artseg.pipeline import ArtifactSegmenter
 
-    rng = np.random.default_rng(7)
-    images, labels, masks = [], [], []
-    for index in range(12):
-        image = 0.6 + 0.05 * rng.standard_normal((64, 64))
-        mask = np.zeros((64, 64), bool)
-        if index % 2:
-            mask = _disk((64, 64), tuple(rng.integers(16, 48, 2)), 8)
-            image[mask] = 0.1
-        images.append(image.astype(np.float32))
-        labels.append(index % 2)
-        masks.append(mask)
-    config = config_from_dict({
-        "classifier": {"depth": 18, "base_width": 4}, "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
-        "classifier_train": {"epochs": 1, "batch_size": 8}, "unet_train": {"epochs": 1, "batch_size": 8},
-        "input": {"classifier_size": 64, "unet_patch": 64}, "tiling": {"tile_size": 64, "overlap": 16},
-        "cam": {"top_k": 4, "self_training_rounds": 1, "self_training_confidence": None},
-        "postprocess": {"cutoff_grid": [0.2, 0.4, 0.6], "min_object_size_grid": [0]},
-    })
+    images, labels, masks = _toy_fields(7)
+    config = _tiny_weak_config({"top_k": 4, "self_training_rounds": 1, "self_training_confidence": None},
+                               {"cutoff_grid": [0.2, 0.4, 0.6], "min_object_size_grid": [0]})
     segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=masks, splits=["train"] * 8 + ["val"] * 4,
                                                      progress=False)
     assert segmenter.summary["self_training_confidence"] in (0.2, 0.4, 0.6)
