@@ -170,9 +170,11 @@ def test_pipeline_runs_the_improved_recipe_without_pixel_labels():
     from artseg.pipeline import ArtifactSegmenter
 
     images, labels, masks = _toy_fields(3)
-    config = _tiny_weak_config({"top_k": 4, "baseline": "background", "pseudo_method": "otsu", "refine": "superpixels",
-                "superpixel_segments": 50, "self_training_rounds": 1},
-                               {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"})
+    config = _tiny_weak_config(
+        {"top_k": 4, "baseline": "background", "pseudo_method": "otsu", "refine": "superpixels",
+         "superpixel_segments": 50, "self_training_rounds": 1},
+        {"cutoff_grid": [0.3, 0.5], "min_object_size_grid": [0], "calibrate_on": "pseudo"},
+    )
     splits = ["train"] * 8 + ["val"] * 4
     segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=[np.ones((64, 64), bool)] * 12,
                                                      splits=splits, progress=False)
