@@ -91,7 +91,7 @@ def train_or_load(
     segmenter_config = config_from_dict(settings, source=what)
     if (model_dir / "config.json").exists():
         cached = ArtifactSegmenter.load(model_dir)
-        if config_to_dict(cached.config) == config_to_dict(segmenter_config):
+        if _training_settings(cached.config) == _training_settings(segmenter_config):
             return cached
         print(f"the cached {what} in {model_dir} was trained with other settings; retraining", flush=True)
     print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
@@ -104,6 +104,15 @@ def train_or_load(
     shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
     return segmenter
+
+
+def _training_settings(config) -> dict:
+    """The settings a model of ``config``'s mode depends on (strong mode has no classifier or Score-CAM)."""
+    settings = config_to_dict(config)
+    if config.mode == "strong":
+        for unused in ("classifier", "classifier_train", "cam"):
+            settings.pop(unused, None)
+    return settings
 
 
 def mask_manifest(manifest_csv: Path, mask_column: str, out_csv: Path) -> Path:

@@ -49,6 +49,11 @@ def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_pa
     assert {path.name: path.stat().st_mtime_ns for path in model_dir.iterdir()} == weights_time
     assert again.config == first.config
 
+    # Score-CAM settings do not touch a strongly supervised model: the cache stays valid
+    unchanged = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
+                                       overrides={"cam": {"self_training_rounds": 3}})
+    assert "training" not in capsys.readouterr().out and unchanged.config == first.config
+
     changed = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                      overrides={"unet_train": {"epochs": 2}})
     assert "other settings; retraining" in capsys.readouterr().out
