@@ -18,9 +18,11 @@ from artseg.cache import cache_dir
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
 from artseg.io import atomic_write_csv, read_image_manifest
 from artseg.pipeline import ArtifactSegmenter
-from artseg.synth import generate_dataset
+from artseg.synth import GENERATOR_VERSION, generate_dataset
 
 DEFAULT_TRAINING_IMAGES = 120
+# Beside a cached model: the generation record of the dataset it was trained on.
+_TRAINING_DATA_RECORD = "training_data.json"
 # Cells and nuclei are large, regular, high-contrast targets: the strongly supervised U-Net of the
 # fast config converges on them in a few epochs, which keeps the cold default runs short.
 PIXEL_MODEL_OVERRIDES = {"unet_train": {"epochs": 8, "plateau_patience": 3}}
@@ -44,7 +46,7 @@ def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAG
     ``size=None`` is the generator's default field size.
     """
     root = default_root(preset, seed, size)
-    settings = {"preset": preset, "seed": seed, "n_images": n_images, "size": size}
+    settings = {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
     record = root / "generation.json"
     if (root / "manifest.csv").exists():
         if not record.exists() or json.loads(record.read_text()) == settings:
@@ -89,21 +91,30 @@ def train_or_load(
     if overrides:
         settings = merge_overrides(settings, overrides, source=what)
     segmenter_config = config_from_dict(settings, source=what)
+    data_record = _generation_record(manifest_csv.parent)
     if (model_dir / "config.json").exists():
         cached = ArtifactSegmenter.load(model_dir)
-        if _training_settings(cached.config) == _training_settings(segmenter_config):
+        same_data = _generation_record(model_dir, _TRAINING_DATA_RECORD) == data_record
+        if same_data and _training_settings(cached.config) == _training_settings(segmenter_config):
             return cached
-        print(f"the cached {what} in {model_dir} was trained with other settings; retraining", flush=True)
+        print(f"the cached {what} in {model_dir} was trained with other settings or data; retraining", flush=True)
     print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
     segmenter = ArtifactSegmenter(segmenter_config)
     segmenter.fit(read_image_manifest(manifest_csv, require_label=not strong))
     staging = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     segmenter.save(staging)
+    (staging / _TRAINING_DATA_RECORD).write_text(json.dumps(data_record))
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
     return segmenter
+
+
+def _generation_record(folder: Path, name: str = "generation.json") -> dict | None:
+    """The generation settings recorded in ``folder`` (None when there are none)."""
+    record = folder / name
+    return json.loads(record.read_text()) if record.exists() else None
 
 
 def _training_settings(config) -> dict:

@@ -56,11 +56,27 @@ def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_pa
 
     changed = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                      overrides={"unet_train": {"epochs": 2}})
-    assert "other settings; retraining" in capsys.readouterr().out
+    assert "other settings or data; retraining" in capsys.readouterr().out
     assert changed.config.unet_train.epochs == 2
     assert defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                   overrides={"unet_train": {"epochs": 2}}).config.unet_train.epochs == 2
     assert not model_dir.with_name("pixels.partial").exists()
+
+
+def test_train_or_load_retrains_when_its_dataset_was_regenerated(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    manifest, model_dir = _manifest(tmp_path), tmp_path / "models" / "pixels"
+    record = tmp_path / "generation.json"
+    record.write_text(json.dumps({"preset": "cho_m4r", "generator_version": 1}))
+    defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    assert capsys.readouterr().out.count("training the pixel model") == 1
+
+    record.write_text(json.dumps({"preset": "cho_m4r", "generator_version": 2}))
+    defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    assert "other settings or data; retraining" in capsys.readouterr().out
+    assert json.loads((model_dir / "training_data.json").read_text())["generator_version"] == 2
 
 
 def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, monkeypatch, capsys):
@@ -71,4 +87,5 @@ def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, m
     assert "regenerating" not in capsys.readouterr().out
     defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
     assert "regenerating" in capsys.readouterr().out
+    assert json.loads((root / "generation.json").read_text())["generator_version"] == defaults.GENERATOR_VERSION
     assert len(pd.read_csv(root / "manifest.csv")) == 6 and not root.with_name(root.name + ".partial").exists()

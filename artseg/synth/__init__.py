@@ -15,7 +15,7 @@ Examples
 """
 
 from artseg.synth.artifacts import ArtifactSpec, render_artifacts, sample_artifacts
-from artseg.synth.dataset import MANIFEST_COLUMNS, FieldPlan, PlateOptions, generate_dataset, plan_fields
+from artseg.synth.dataset import GENERATOR_VERSION, MANIFEST_COLUMNS, FieldPlan, PlateOptions, generate_dataset, plan_fields
 from artseg.synth.field import Field, synthesize_field
 from artseg.synth.plate import (
     LIGANDS,
@@ -31,6 +31,7 @@ from artseg.synth.presets import ARTIFACT_TYPES, DEFAULT_SHAPE, PRESETS, CellLin
 __all__ = [
     "ARTIFACT_TYPES",
     "DEFAULT_SHAPE",
+    "GENERATOR_VERSION",
     "LIGANDS",
     "MANIFEST_COLUMNS",
     "PLATE_COLUMNS",

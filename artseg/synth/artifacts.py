@@ -38,8 +38,8 @@ __all__ = [
     "sample_artifacts",
 ]
 
-# Per kind: median area as a share of the field and log-normal sigma, before the preset's
-# scale factor brings the mixture's mean to the paper's mean artifact area.
+# Per kind: median area as a share of the paper's field and log-normal sigma, before the
+# preset's scale factor brings the mixture's mean to the paper's mean artifact area.
 _AREA_MODEL = {
     "dust": (1.5e-4, 0.9),
     "debris": (8e-4, 1.3),
@@ -49,6 +49,7 @@ _AREA_MODEL = {
     "out_of_focus": (1e-2, 0.9),
 }
 _MIN_AREA_PX = 3.0
+_MAX_FIBRE_WIDTH = 14.0
 
 
 @dataclass(frozen=True)
@@ -129,18 +130,23 @@ def sample_artifacts(rng: np.random.Generator, preset: Preset, shape: tuple[int,
     preset : Preset
         Count, size and type statistics.
     shape : tuple of int
-        ``(H, W)``; areas scale with ``H * W``.
+        ``(H, W)`` of the field, a crop of (or equal to) the preset's paper field.
 
     Returns
     -------
     list of ArtifactSpec
-        At least one artifact. The count is ``1 + NegBin`` with the preset's mean and
-        dispersion (heavy-tailed for CHO-M4R), areas are log-normal per kind, clipped to
-        ``[3 px, max_area_fraction * H * W]``.
+        At least one artifact. Areas are in pixels at the preset's pixel size, like the
+        cells: log-normal per kind with the paper's mean area, clipped to
+        ``[3 px, max_area_fraction * H * W]``, so a crop shows artifacts as large as the
+        paper's. The count is ``1 + NegBin`` with the preset's extra mean scaled by the
+        field's share of a paper field (a crop holds fewer artifacts) and its dispersion
+        (heavy-tailed for CHO-M4R). At the paper's field size both match the paper.
     """
     height, width = shape
     field_area = float(height * width)
-    extra_mean = max(preset.mean_artifacts - 1.0, 1e-6)
+    paper_area = float(preset.paper_shape[0] * preset.paper_shape[1])
+    crop_share = min(field_area / paper_area, 1.0)
+    extra_mean = max((preset.mean_artifacts - 1.0) * crop_share, 1e-6)
     dispersion = preset.artifact_count_dispersion
     count = 1 + int(rng.negative_binomial(dispersion, dispersion / (dispersion + extra_mean)))
     kinds = list(ARTIFACT_TYPES)
@@ -152,7 +158,7 @@ def sample_artifacts(rng: np.random.Generator, preset: Preset, shape: tuple[int,
         kind = kinds[index]
         median, sigma = _AREA_MODEL[kind]
         fraction = median * scale * rng.lognormal(0.0, sigma)
-        area = float(np.clip(fraction * field_area, _MIN_AREA_PX, preset.max_area_fraction * field_area))
+        area = float(np.clip(fraction * paper_area, _MIN_AREA_PX, preset.max_area_fraction * field_area))
         center = (float(rng.uniform(0, height)), float(rng.uniform(0, width)))
         specs.append(ArtifactSpec(kind=kind, center=center, area=area))
     return specs
@@ -274,13 +280,14 @@ def _fibre_path(rng: np.random.Generator, length: float) -> np.ndarray:
 
 
 def _fibre(rng, spec, shape, cell_radius, cell_thickness, nuclear_stain):
-    # Textile fibres and hairs: thin (a few px) and long; only huge ones get wider.
+    # Textile fibres and hairs: thin (a few px) and long; only huge ones get somewhat wider.
+    # One longer than the field crosses it, and the crop shows only part of its area.
     width = float(np.clip(rng.lognormal(np.log(2.5), 0.35), 1.5, 8.0))
     diagonal = float(np.hypot(*shape))
     length = spec.area / width
     if length > 1.3 * diagonal:
         length = 1.3 * diagonal
-        width = spec.area / length
+        width = float(min(spec.area / length, _MAX_FIBRE_WIDTH))
     if length < 6 * width:
         width = max(np.sqrt(spec.area / 6), 1.0)
         length = spec.area / width

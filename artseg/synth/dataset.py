@@ -32,6 +32,7 @@ from artseg.synth.presets import Preset, get_preset, resolve_shape
 from artseg.synth.seeding import check_seed, stream
 
 __all__ = [
+    "GENERATOR_VERSION",
     "MANIFEST_COLUMNS",
     "FieldPlan",
     "PlateOptions",
@@ -39,6 +40,11 @@ __all__ = [
     "plan_fields",
     "render_planned_field",
 ]
+
+# Bumped whenever the same seed and settings give different images; recorded in
+# synth.json so caches of generated data know to regenerate.
+# 2: artifact areas in pixels at the paper's pixel size (a crop no longer shrinks them).
+GENERATOR_VERSION = 2
 
 MANIFEST_COLUMNS = ["image", "label", "mask", "split", "fluorescence", "nuclei", "cells", "n_artifacts", "artifact_types"]
 
@@ -282,6 +288,7 @@ def generate_dataset(
     manifest_path = out_dir / "manifest.csv"
     atomic_write_csv(pd.DataFrame(rows, columns=MANIFEST_COLUMNS), manifest_path)
     settings = {
+        "generator_version": GENERATOR_VERSION,
         "preset": preset.name,
         "seed": seed,
         "n_images": n_images,

@@ -2,9 +2,9 @@
 
 Each preset mirrors a dataset of paper §2.1 and §3.1: pixel size, cells per field,
 artifact prevalence, artifacts per field, the artifact size distribution (mean area as a
-share of the field, heavy tail up to ~60 % of it) and which artifact types dominate.
-Cell sizes are in pixels at the paper's pixel size, so a 256 x 256 field is a crop of a
-paper field; artifact areas are shares of the field, so they scale with the field size.
+share of the paper's field, heavy tail up to ~60 % of it) and which artifact types dominate.
+Cell and artifact sizes are in pixels at the paper's pixel size, so a 256 x 256 field is a
+crop of a paper field: its artifacts are as large as the paper's, and fewer per field.
 """
 
 from __future__ import annotations
@@ -78,13 +78,13 @@ class Preset:
     prevalence : float
         Share of fields with at least one artifact in the paper's data (§2.1).
     mean_artifacts : float
-        Mean artifacts per artifact-containing field.
+        Mean artifacts per artifact-containing paper-sized field.
     artifact_count_dispersion : float
         Negative-binomial shape of the count (small = heavy tail).
     mean_area_fraction : float
-        Mean artifact area as a share of the field (§3.1).
+        Mean artifact area as a share of the paper's field (§3.1).
     max_area_fraction : float
-        Largest single artifact as a share of the field.
+        Largest single artifact as a share of the (possibly cropped) field.
     type_weights : dict
         Relative frequency of each artifact type.
     annotation_margin : int
