@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from artseg.config import load_config
 from artseg.metrics import image_scores, pixel_scores
 from artseg.pipeline import ArtifactSegmenter, load_training_data, make_pseudo_masks, normalize, resize_image
 from artseg.postprocess import binarize, remove_small, search_cutoff
-from artseg.synth import generate_dataset
+from artseg.synth import generate_dataset, is_current_dataset
 from artseg.weak import local_deviation
 
 CUTOFF_GRID = [round(float(c), 3) for c in np.linspace(0.01, 0.99, 50)]
@@ -55,7 +56,8 @@ def dataset(preset: str, n_images: int, seed: int, size: int) -> Path:
     """Generate (once) the synthetic dataset and return its manifest path."""
     out = cache_dir() / "bench_weak" / f"{preset}_n{n_images}_s{seed}_{size}"
     manifest = out / "manifest.csv"
-    if not manifest.exists():
+    if not is_current_dataset(out):
+        shutil.rmtree(out, ignore_errors=True)
         generate_dataset(preset, out, n_images=n_images, seed=seed, size=size, plate=None, progress=False)
     return manifest
 

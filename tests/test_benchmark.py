@@ -298,7 +298,9 @@ def test_synthetic_dataset_is_generated_once_into_the_cache(tmp_path, monkeypatc
 
     def fake_generate(preset, out_dir, **settings):
         calls.append((preset, settings))
-        return make_tiny_dataset(Path(out_dir), n_images=8)
+        manifest = make_tiny_dataset(Path(out_dir), n_images=8)
+        (Path(out_dir) / "synth.json").write_text(json.dumps({"generator_version": artseg.synth.GENERATOR_VERSION}))
+        return manifest
 
     monkeypatch.setenv("ARTSEG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(artseg.synth, "generate_dataset", fake_generate)
@@ -308,6 +310,11 @@ def test_synthetic_dataset_is_generated_once_into_the_cache(tmp_path, monkeypatc
     assert first.parent.parent == tmp_path / "cache" / "benchmark-data"
     assert len(calls) == 1 and calls[0][1]["seed"] == 3 and calls[0][1]["size"] == 64
     assert [p.name for p in first.parent.parent.iterdir()] == [first.parent.name]  # no partial folder left
+
+    # a folder made by an older generator is regenerated, not reused
+    (first.parent / "synth.json").write_text(json.dumps({"generator_version": 1}))
+    assert cached_dataset("lncap", n_images=8, seed=3, size=64, progress=False) == first
+    assert len(calls) == 2 and artseg.synth.is_current_dataset(first.parent)
 
 
 def test_notebook_redraws_the_figures_from_the_run_folder(tiny_run, tmp_path, monkeypatch):

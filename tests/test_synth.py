@@ -17,6 +17,7 @@ from artseg.errors import ArtsegInputError
 from artseg.io import read_image, read_image_manifest, read_labels, read_mask, read_plate_manifest
 from artseg.synth import (
     ARTIFACT_TYPES,
+    GENERATOR_VERSION,
     MANIFEST_COLUMNS,
     PLATE_COLUMNS,
     PRESETS,
@@ -25,6 +26,7 @@ from artseg.synth import (
     generate_dataset,
     generate_plate,
     hill_response,
+    is_current_dataset,
     plan_fields,
     plate_design,
     render_artifacts,
@@ -357,6 +359,7 @@ def test_generate_dataset_writes_every_file_and_column(preset, tmp_path):
     assert set(validated["split"]) <= {"train", "val", "test"}
     settings = json.loads((tmp_path / "synth.json").read_text())
     assert settings["preset"] == preset and settings["shape"] == [64, 64]
+    assert settings["generator_version"] == GENERATOR_VERSION and is_current_dataset(tmp_path)
     assert (tmp_path / "plate.csv").exists() == (preset == "cho_m4r")
 
 

@@ -87,11 +87,11 @@ def cached_dataset(preset: str, *, n_images: int, seed: int, size: int, progress
         ``<cache>/benchmark-data/<preset>-n<N>-seed<S>-<size>px/manifest.csv``.
     """
     from artseg.cache import cache_dir
-    from artseg.synth import generate_dataset
+    from artseg.synth import generate_dataset, is_current_dataset
 
     folder = cache_dir() / "benchmark-data" / f"{preset}-n{n_images}-seed{seed}-{size}px"
     manifest = folder / "manifest.csv"
-    if manifest.is_file():
+    if is_current_dataset(folder):
         if progress:
             print(f"reusing dataset {folder}")
         return manifest
@@ -100,10 +100,12 @@ def cached_dataset(preset: str, *, n_images: int, seed: int, size: int, progress
     if progress:
         print(f"generating {n_images} {preset} fields of {size}x{size} px into {folder}")
     generate_dataset(preset, partial, n_images=n_images, seed=seed, size=size, plate=None, progress=progress)
+    if folder.exists() and not is_current_dataset(folder):  # made by an older generator
+        shutil.rmtree(folder, ignore_errors=True)
     try:
         partial.rename(folder)
     except OSError:
-        if not manifest.is_file():  # not a concurrent run that finished first
+        if not is_current_dataset(folder):  # not a concurrent run that finished first
             raise
         shutil.rmtree(partial, ignore_errors=True)
     return manifest

@@ -15,7 +15,7 @@ Examples
 """
 
 from artseg.synth.artifacts import ArtifactSpec, render_artifacts, sample_artifacts
-from artseg.synth.dataset import GENERATOR_VERSION, MANIFEST_COLUMNS, FieldPlan, PlateOptions, generate_dataset, plan_fields
+from artseg.synth.dataset import GENERATOR_VERSION, MANIFEST_COLUMNS, FieldPlan, PlateOptions, generate_dataset, is_current_dataset, plan_fields
 from artseg.synth.field import Field, synthesize_field
 from artseg.synth.plate import (
     LIGANDS,
@@ -47,6 +47,7 @@ __all__ = [
     "generate_plate",
     "get_preset",
     "hill_response",
+    "is_current_dataset",
     "plan_fields",
     "plate_design",
     "render_artifacts",

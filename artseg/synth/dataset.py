@@ -37,6 +37,7 @@ __all__ = [
     "FieldPlan",
     "PlateOptions",
     "generate_dataset",
+    "is_current_dataset",
     "plan_fields",
     "render_planned_field",
 ]
@@ -47,6 +48,21 @@ __all__ = [
 GENERATOR_VERSION = 2
 
 MANIFEST_COLUMNS = ["image", "label", "mask", "split", "fluorescence", "nuclei", "cells", "n_artifacts", "artifact_types"]
+
+
+def is_current_dataset(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a finished dataset made by this version of the generator.
+
+    Caches of generated data call this before reusing a folder: its ``synth.json`` must
+    record :data:`GENERATOR_VERSION` (folders from before the version was recorded are stale).
+    """
+    record = Path(folder) / "synth.json"
+    if not (Path(folder) / "manifest.csv").is_file() or not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text()).get("generator_version") == GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
 
 # Splits of a block of five units (pairs when balanced, fields otherwise): 60/20/20.
 _SPLIT_BLOCK = ("train", "train", "train", "val", "test")
