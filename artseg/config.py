@@ -63,8 +63,10 @@ class CamConfig:
     per-map cut-off (never below ``pseudo_cutoff``); ``refine="superpixels"`` snaps the
     pseudo-masks to SLIC superpixels; ``self_training_rounds`` > 0 retrains the U-Net on
     its predictions at or above ``self_training_confidence`` (``None``: the first U-Net's
-    cut-off chosen on validation data) inside the CAM region dilated by
-    ``self_training_dilation``.
+    cut-off chosen on validation data; ``"clean"``: the ``self_training_clean_quantile`` of
+    its probabilities on the clean training images, so "confident" means more artifact-like
+    than almost any pixel of a clean image, whatever the U-Net's calibration) inside the CAM
+    region dilated by ``self_training_dilation``.
     """
 
     target_stage: str = "last_stage"
@@ -81,8 +83,10 @@ class CamConfig:
     superpixel_segments: int = 400
     refine_min_fraction: float = 0.5
     self_training_rounds: int = 0
-    # None: the first U-Net's cut-off chosen on validation data (postprocess.calibrate_on)
-    self_training_confidence: float | None = 0.5
+    # None: the first U-Net's cut-off chosen on validation data (postprocess.calibrate_on);
+    # "clean": the self_training_clean_quantile of its probabilities on clean training images
+    self_training_confidence: float | str | None = 0.5
+    self_training_clean_quantile: float = 0.999
     self_training_dilation: int = 8
     # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
     # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
@@ -286,8 +290,13 @@ def _weak_problems(config: SegmenterConfig) -> list[str]:
         problems.append("cam: superpixel_segments must be >= 2 and refine_min_fraction in (0, 1]")
     if cam.self_training_rounds < 0 or cam.self_training_dilation < 0:
         problems.append("cam: self_training_rounds and self_training_dilation must be >= 0")
-    if cam.self_training_confidence is not None and not 0.0 <= cam.self_training_confidence <= 1.0:
-        problems.append(f"cam.self_training_confidence must be in [0, 1], got {cam.self_training_confidence}")
+    confidence = cam.self_training_confidence
+    if isinstance(confidence, str) and confidence != "clean":
+        problems.append(f"cam.self_training_confidence must be a number in [0, 1], null or 'clean', got {confidence!r}")
+    elif isinstance(confidence, float) and not 0.0 <= confidence <= 1.0:
+        problems.append(f"cam.self_training_confidence must be in [0, 1], got {confidence}")
+    if not 0.0 < cam.self_training_clean_quantile <= 1.0:
+        problems.append(f"cam.self_training_clean_quantile must be in (0, 1], got {cam.self_training_clean_quantile}")
     if cam.unet_loss not in UNET_LOSSES:
         problems.append(f"cam.unet_loss must be one of {UNET_LOSSES}, got {cam.unet_loss!r}")
     if not 0.0 < cam.mil_top_fraction <= 1.0 or cam.mil_min_pixels < 1 or cam.mil_weight < 0:

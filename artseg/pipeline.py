@@ -464,6 +464,12 @@ class ArtifactSegmenter:
             if confidence is None:
                 # the first U-Net's own cut-off, chosen on validation data like the final one
                 confidence = self._calibrate(val_images, *calibration_truth(targets), progress).cutoff
+            elif confidence == "clean":
+                clean_rows = train_rows[labels[train_rows] == 0]
+                from artseg.weak import clean_image_confidence
+
+                confidence = clean_image_confidence([self._probability_map(images[row]) for row in clean_rows],
+                                                    quantile=cfg.cam.self_training_clean_quantile)
             self.summary["self_training_confidence"] = float(confidence)
             targets = self._self_train(images, working, labels, targets, train_rows, val_rows, log_dir, progress,
                                        confidence=float(confidence))

@@ -9,7 +9,8 @@ normalised image, its Score-CAM map and (for self-training) the U-Net's own prob
 - :func:`refine_to_superpixels`: snap a coarse mask to image edges with SLIC superpixels,
   dropping swallowed background.
 - :func:`self_training_labels`: next-round labels = confident U-Net pixels inside the
-  dilated Score-CAM region.
+  dilated Score-CAM region; :func:`clean_image_confidence` chooses "confident" from the
+  U-Net's probabilities on clean images.
 - :func:`partial_targets`: negative / positive / unknown pixel labels for the
   multiple-instance U-Net loss (:mod:`artseg.losses`).
 - :func:`local_deviation`: ``|image - local background|``, the intensity-threshold baseline.
@@ -207,6 +208,46 @@ def self_training_labels(unet_probability: np.ndarray, cam_region: np.ndarray, *
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         region = ndimage.binary_dilation(region, structure=yy**2 + xx**2 <= radius**2)
     return (unet_probability >= confidence) & region
+
+
+def clean_image_confidence(clean_probabilities, *, quantile: float = 0.999) -> float:
+    """Self-training cut-off from the U-Net's probabilities on clean images.
+
+    Clean images hold no artifact pixel, so the ``quantile`` of their probabilities is a
+    cut-off that almost no clean pixel reaches; pixels of artifact images above it are
+    more artifact-like than (nearly) anything the U-Net sees where there is none. Unlike a
+    fixed number it follows the U-Net's calibration, which differs from run to run.
+
+    Parameters
+    ----------
+    clean_probabilities : sequence of numpy.ndarray
+        U-Net artifact probability maps of clean (label 0) training images.
+    quantile : float, default 0.999
+        Share of clean pixels below the cut-off, in (0, 1].
+
+    Returns
+    -------
+    float
+        The cut-off, in [0, 1].
+
+    Raises
+    ------
+    ArtsegInputError
+        No clean image or `quantile` outside (0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clean = [np.linspace(0, 0.2, 1001, dtype=np.float32)]
+    >>> round(clean_image_confidence(clean, quantile=0.5), 3)
+    0.1
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ArtsegInputError(f"quantile must be in (0, 1], got {quantile}")
+    maps = [_as_2d_float(probability, "clean probability").ravel() for probability in clean_probabilities]
+    if not maps:
+        raise ArtsegInputError("self-training at the clean-image quantile needs clean training images")
+    return float(np.clip(np.quantile(np.concatenate(maps), quantile), 0.0, 1.0))
 
 
 def partial_targets(cam_map: np.ndarray, *, region_cutoff: float = 0.05,

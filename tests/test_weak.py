@@ -11,7 +11,14 @@ from artseg.config import config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
 from artseg.metrics import pixel_scores
 from artseg.pipeline import make_pseudo_masks
-from artseg.weak import adaptive_cutoff, local_deviation, partial_targets, refine_to_superpixels, self_training_labels
+from artseg.weak import (
+    adaptive_cutoff,
+    clean_image_confidence,
+    local_deviation,
+    partial_targets,
+    refine_to_superpixels,
+    self_training_labels,
+)
 
 
 def _disk(shape, center, radius) -> np.ndarray:
@@ -229,3 +236,34 @@ def test_self_training_confidence_none_uses_the_calibrated_cutoff():
     assert segmenter.summary["self_training_confidence"] in (0.2, 0.4, 0.6)
     assert "unet_self_training_1" in segmenter.histories
     assert config_from_dict(config_to_dict(config)).cam.self_training_confidence is None
+
+
+def test_clean_image_confidence_is_the_quantile_of_clean_probabilities():
+    rng = np.random.default_rng(0)
+    clean = [rng.uniform(0.0, 0.3, (20, 20)).astype(np.float32) for _ in range(3)]
+    pooled = np.concatenate([c.ravel() for c in clean])
+    assert clean_image_confidence(clean, quantile=0.99) == pytest.approx(np.quantile(pooled, 0.99), rel=1e-6)
+    assert clean_image_confidence(clean, quantile=1.0) == pytest.approx(pooled.max())
+    # a U-Net that is shy everywhere gets a lower cut-off than a bold one: scale-free
+    assert clean_image_confidence([c * 0.1 for c in clean]) < clean_image_confidence(clean)
+    with pytest.raises(ArtsegInputError, match="needs clean training images"):
+        clean_image_confidence([])
+    with pytest.raises(ArtsegInputError, match="quantile"):
+        clean_image_confidence(clean, quantile=0.0)
+
+
+def test_self_training_at_the_clean_image_quantile():
+    from artseg.pipeline import ArtifactSegmenter
+
+    images, labels, masks = _toy_fields(7)
+    config = _tiny_weak_config({"top_k": 4, "self_training_rounds": 1, "self_training_confidence": "clean",
+                                "self_training_clean_quantile": 0.99},
+                               {"cutoff_grid": [0.2, 0.4, 0.6], "min_object_size_grid": [0]})
+    splits = ["train"] * 8 + ["val"] * 4
+    segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=masks, splits=splits, progress=False)
+    assert 0.0 <= segmenter.summary["self_training_confidence"] <= 1.0
+    assert "unet_self_training_1" in segmenter.histories
+    assert config_from_dict(config_to_dict(config)).cam.self_training_confidence == "clean"
+    for bad in ("otsu", 1.5):
+        with pytest.raises(ArtsegInputError, match="self_training_confidence"):
+            config_from_dict({"cam": {"self_training_confidence": bad}})
