@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--config", default="fast")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--skip-strong", action="store_true")
+    parser.add_argument("--skip-weak", action="store_true", help="only (d) and (e): for U-Net budget experiments")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--skip-recipes", action="store_true", help="skip (b), the pseudo-mask recipe table")
     parser.add_argument("--classifier-from", type=Path, default=None,
@@ -132,61 +133,61 @@ def main() -> None:
                      "n_test": len(test_images), "n_test_artifact": int(test_rows["label"].sum())}
 
     clock = time.perf_counter()
-    stage("fitting the ScoreCAM-U-Net", clock)
-    started = time.perf_counter()
-    classifier = ArtifactSegmenter.load(args.classifier_from).classifier if args.classifier_from else None
-    weak = ArtifactSegmenter(config).fit_arrays(data.images, data.labels, masks=data.masks, splits=data.splits,
-                                                split_source=data.split_source, progress=False,
-                                                classifier=classifier)
-    if args.save_model:
-        weak.save(args.save_model)
-    results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
-    results["weak_summary_seconds"] = weak.summary.get("seconds")
+    grid, sizes = config.postprocess.cutoff_grid, config.postprocess.min_object_size_grid
+    if not args.skip_weak:
+        stage("fitting the ScoreCAM-U-Net", clock)
+        started = time.perf_counter()
+        classifier = ArtifactSegmenter.load(args.classifier_from).classifier if args.classifier_from else None
+        weak = ArtifactSegmenter(config).fit_arrays(data.images, data.labels, masks=data.masks, splits=data.splits,
+                                                    split_source=data.split_source, progress=False,
+                                                    classifier=classifier)
+        if args.save_model:
+            weak.save(args.save_model)
+        results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
+        results["weak_summary_seconds"] = weak.summary.get("seconds")
 
-    gate = config.postprocess.gate_threshold
-    called = [int(weak.classifier_probability(img) >= gate) for img in test_images]
-    results["classifier_test"] = {key: round(float(value), 3) for key, value in
-                                  image_scores(test_rows["label"].astype(int).to_numpy(), np.array(called)).items()
-                                  if np.isscalar(value)}
+        gate = config.postprocess.gate_threshold
+        called = [int(weak.classifier_probability(img) >= gate) for img in test_images]
+        results["classifier_test"] = {key: round(float(value), 3) for key, value in
+                                      image_scores(test_rows["label"].astype(int).to_numpy(), np.array(called)).items()
+                                      if np.isscalar(value)}
 
-    stage("scoring (a) Score-CAM", clock)
-    # (a) Score-CAM alone, gated by the classifier like the U-Net.
-    sizes = config.postprocess.min_object_size_grid
-    cam_test = gated(weak, test_images, cam_maps(weak, test_images, config.cam.baseline))
-    cam_val = gated(weak, val_images, cam_maps(weak, val_images, config.cam.baseline))
-    results["a_score_cam"] = calibrated(cam_val, val_truth, cam_test, test_truth, CUTOFF_GRID, sizes)
-    oracle_cutoff, oracle_iou = search_cutoff(cam_test, test_truth, cutoffs=CUTOFF_GRID, progress=False)
-    results["a_score_cam_test_oracle"] = {"iou": round(oracle_iou, 3), "cutoff": oracle_cutoff}
+        stage("scoring (a) Score-CAM", clock)
+        # (a) Score-CAM alone, gated by the classifier like the U-Net.
+        cam_test = gated(weak, test_images, cam_maps(weak, test_images, config.cam.baseline))
+        cam_val = gated(weak, val_images, cam_maps(weak, val_images, config.cam.baseline))
+        results["a_score_cam"] = calibrated(cam_val, val_truth, cam_test, test_truth, CUTOFF_GRID, sizes)
+        oracle_cutoff, oracle_iou = search_cutoff(cam_test, test_truth, cutoffs=CUTOFF_GRID, progress=False)
+        results["a_score_cam_test_oracle"] = {"iou": round(oracle_iou, 3), "cutoff": oracle_cutoff}
 
-    stage("scoring (b) pseudo-mask recipes", clock)
-    # (b) pseudo-masks of train+val artifact images, per recipe and masking baseline.
-    artifact_rows = np.flatnonzero(data.labels == 1)
-    art_images = [data.images[i] for i in artifact_rows]
-    art_truth = [data.masks[i] for i in artifact_rows]
-    ones = np.ones(len(artifact_rows), int)
-    pseudo = {}
-    for baseline in () if args.skip_recipes else (None, "background"):
-        maps = cam_maps(weak, art_images, baseline)
-        for name, fields in PSEUDO_VARIANTS.items():
-            variant = dataclasses.replace(config, cam=dataclasses.replace(config.cam, **fields))
-            masks = make_pseudo_masks(maps, ones, variant, images=art_images)
-            pseudo[f"{name}; baseline={baseline}"] = scores(art_truth, masks)
-        configured = make_pseudo_masks(maps, ones, config, images=art_images) if baseline == config.cam.baseline else None
-        if configured is not None:
-            pseudo["* configured"] = scores(art_truth, configured)
-    results["b_pseudo_masks"] = pseudo
+        stage("scoring (b) pseudo-mask recipes", clock)
+        # (b) pseudo-masks of train+val artifact images, per recipe and masking baseline.
+        artifact_rows = np.flatnonzero(data.labels == 1)
+        art_images = [data.images[i] for i in artifact_rows]
+        art_truth = [data.masks[i] for i in artifact_rows]
+        ones = np.ones(len(artifact_rows), int)
+        pseudo = {}
+        for baseline in () if args.skip_recipes else (None, "background"):
+            maps = cam_maps(weak, art_images, baseline)
+            for name, fields in PSEUDO_VARIANTS.items():
+                variant = dataclasses.replace(config, cam=dataclasses.replace(config.cam, **fields))
+                masks = make_pseudo_masks(maps, ones, variant, images=art_images)
+                pseudo[f"{name}; baseline={baseline}"] = scores(art_truth, masks)
+            configured = make_pseudo_masks(maps, ones, config, images=art_images) if baseline == config.cam.baseline else None
+            if configured is not None:
+                pseudo["* configured"] = scores(art_truth, configured)
+        results["b_pseudo_masks"] = pseudo
 
-    stage("scoring (c) ScoreCAM-U-Net", clock)
-    # (c) ScoreCAM-U-Net, calibrated on val pixel masks and on val pseudo-masks.
-    unet_test = gated(weak, test_images, [weak._probability_map(img) for img in test_images])
-    unet_val = gated(weak, val_images, [weak._probability_map(img) for img in val_images])
-    val_maps_cam = cam_maps(weak, val_images, config.cam.baseline)
-    val_pseudo = make_pseudo_masks(val_maps_cam, data.labels[val], config, images=val_images)
-    grid = config.postprocess.cutoff_grid
-    results["c_unet_masks_calibration"] = calibrated(unet_val, val_truth, unet_test, test_truth, grid, sizes)
-    results["c_unet_pseudo_calibration"] = calibrated(unet_val, val_pseudo, unet_test, test_truth, grid, sizes)
-    fixed = [remove_small(binarize(m, 0.5), 0) for m in unet_test]
-    results["c_unet_fixed_0.5"] = scores(test_truth, fixed)
+        stage("scoring (c) ScoreCAM-U-Net", clock)
+        # (c) ScoreCAM-U-Net, calibrated on val pixel masks and on val pseudo-masks.
+        unet_test = gated(weak, test_images, [weak._probability_map(img) for img in test_images])
+        unet_val = gated(weak, val_images, [weak._probability_map(img) for img in val_images])
+        val_maps_cam = cam_maps(weak, val_images, config.cam.baseline)
+        val_pseudo = make_pseudo_masks(val_maps_cam, data.labels[val], config, images=val_images)
+        results["c_unet_masks_calibration"] = calibrated(unet_val, val_truth, unet_test, test_truth, grid, sizes)
+        results["c_unet_pseudo_calibration"] = calibrated(unet_val, val_pseudo, unet_test, test_truth, grid, sizes)
+        fixed = [remove_small(binarize(m, 0.5), 0) for m in unet_test]
+        results["c_unet_fixed_0.5"] = scores(test_truth, fixed)
 
     # (d) strongly supervised U-Net, same configuration and budget.
     if not args.skip_strong:
@@ -215,22 +216,25 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    rows = [("(a) Score-CAM, val-mask cut-off", results["a_score_cam"]),
-            ("(c) ScoreCAM-U-Net, val-mask calibration", results["c_unet_masks_calibration"]),
-            ("(c) ScoreCAM-U-Net, pseudo-mask calibration", results["c_unet_pseudo_calibration"]),
-            ("(c) ScoreCAM-U-Net, fixed 0.5", results["c_unet_fixed_0.5"])]
-    if "d_strong_unet" in results:
-        rows.append(("(d) strong U-Net", results["d_strong_unet"]))
-    rows.append(("(e) intensity threshold", results["e_intensity"]))
+    rows = [(name, results[key]) for name, key in (
+        ("(a) Score-CAM, val-mask cut-off", "a_score_cam"),
+        ("(c) ScoreCAM-U-Net, val-mask calibration", "c_unet_masks_calibration"),
+        ("(c) ScoreCAM-U-Net, pseudo-mask calibration", "c_unet_pseudo_calibration"),
+        ("(c) ScoreCAM-U-Net, fixed 0.5", "c_unet_fixed_0.5"),
+        ("(d) strong U-Net", "d_strong_unet"),
+        ("(e) intensity threshold", "e_intensity")) if key in results]
     print(f"\n{results['preset']} n={results['n_images']} seed={results['seed']} config={results['config']} "
           f"(test: {results['n_test']} images, {results['n_test_artifact']} with artifacts)\n")
-    print(f"classifier on the test images: {results['classifier_test']}\n")
+    if "classifier_test" in results:
+        print(f"classifier on the test images: {results['classifier_test']}\n")
     print("| method | IoU | precision | recall |\n|---|---|---|---|")
     for name, row in rows:
         print(f"| {name} | {row['iou']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |")
-    for name, row in results["b_pseudo_masks"].items():
+    for name, row in results.get("b_pseudo_masks", {}).items():
         print(f"| (b) pseudo-masks {name} (train+val) | {row['iou']:.3f} | {row['precision']:.3f} | "
               f"{row['recall']:.3f} |")
+    if "c_unet_masks_calibration" not in results:
+        return
     if "d_strong_unet" in results and results["d_strong_unet"]["iou"] < 0.02:
         print("\nstrong U-Net IoU < 0.02: the budget is too small for this data, no ratio reported")
     elif "d_strong_unet" in results:

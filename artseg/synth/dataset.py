@@ -45,7 +45,8 @@ __all__ = [
 # Bumped whenever the same seed and settings give different images; recorded in
 # synth.json so caches of generated data know to regenerate.
 # 2: artifact areas in pixels at the paper's pixel size (a crop no longer shrinks them).
-GENERATOR_VERSION = 2
+# 3: ligand-channel artifact glow recalibrated for those artifacts (20 -> 6).
+GENERATOR_VERSION = 3
 
 MANIFEST_COLUMNS = ["image", "label", "mask", "split", "fluorescence", "nuclei", "cells", "n_artifacts", "artifact_types"]
 
