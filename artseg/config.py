@@ -66,7 +66,8 @@ class CamConfig:
     cut-off chosen on validation data; ``"clean"``: the ``self_training_clean_quantile`` of
     its probabilities on the clean training images, so "confident" means more artifact-like
     than almost any pixel of a clean image, whatever the U-Net's calibration) inside the CAM
-    region dilated by ``self_training_dilation``.
+    region dilated by ``self_training_dilation``; with ``self_training_fallback`` an artifact
+    image without any confident pixel keeps its previous labels.
     """
 
     target_stage: str = "last_stage"
@@ -87,6 +88,9 @@ class CamConfig:
     # "clean": the self_training_clean_quantile of its probabilities on clean training images
     self_training_confidence: float | str | None = 0.5
     self_training_clean_quantile: float = 0.999
+    # an artifact image without a confident pixel keeps its previous labels instead of
+    # becoming all-negative (the round has nothing to teach there)
+    self_training_fallback: bool = False
     self_training_dilation: int = 8
     # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
     # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask

@@ -489,6 +489,7 @@ class ArtifactSegmenter:
 
         cam = self.config.cam
         targets = list(cam_targets)
+        fallbacks = 0
         for round_index in range(cam.self_training_rounds):
             for row in np.concatenate([train_rows, val_rows]):
                 if labels[row] != 1:
@@ -496,12 +497,17 @@ class ArtifactSegmenter:
                 probability = self._probability_map(images[row])
                 if probability.shape != working[row].shape:
                     probability = resize_image(probability, working[row].shape)
-                targets[row] = self_training_labels(probability, cam_targets[row], confidence=confidence,
-                                                    dilation=cam.self_training_dilation)
+                confident = self_training_labels(probability, cam_targets[row], confidence=confidence,
+                                                 dilation=cam.self_training_dilation)
+                if cam.self_training_fallback and not confident.any():
+                    fallbacks += 1
+                    continue
+                targets[row] = confident
             train_px, train_py = self._unet_patches(working, targets, train_rows)
             val_px, val_py = self._unet_patches(working, targets, val_rows)
             self._train(self.unet, train_px, train_py, val_px, val_py, self.config.unet_train,
                         self.config.seed + 2 + round_index, log_dir, f"unet_self_training_{round_index + 1}", progress)
+        self.summary["self_training_fallback_images"] = fallbacks
         self.summary["self_training_mask_fraction"] = float(np.mean(
             [targets[row].mean() for row in np.concatenate([train_rows, val_rows]) if labels[row] == 1] or [0.0]))
         return targets

@@ -145,6 +145,10 @@ def main() -> None:
             weak.save(args.save_model)
         results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
         results["weak_summary_seconds"] = weak.summary.get("seconds")
+        results["weak_labels"] = {key: round(float(weak.summary[key]), 4) for key in
+                                  ("pseudo_mask_fraction", "self_training_confidence", "self_training_mask_fraction",
+                                   "self_training_fallback_images")
+                                  if key in weak.summary}
 
         gate = config.postprocess.gate_threshold
         called = [int(weak.classifier_probability(img) >= gate) for img in test_images]

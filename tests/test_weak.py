@@ -267,3 +267,23 @@ def test_self_training_at_the_clean_image_quantile():
     for bad in ("otsu", 1.5):
         with pytest.raises(ArtsegInputError, match="self_training_confidence"):
             config_from_dict({"cam": {"self_training_confidence": bad}})
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_self_training_fallback_keeps_the_labels_of_images_without_confident_pixels(fallback):
+    from artseg.pipeline import ArtifactSegmenter
+
+    images, labels, masks = _toy_fields(7)
+    # confidence 1.0: no pixel of a sigmoid output is confident, every artifact image is empty
+    config = _tiny_weak_config({"top_k": 4, "self_training_rounds": 1, "self_training_confidence": 1.0,
+                                "self_training_fallback": fallback},
+                               {"cutoff_grid": [0.2, 0.4], "min_object_size_grid": [0]})
+    splits = ["train"] * 8 + ["val"] * 4
+    segmenter = ArtifactSegmenter(config).fit_arrays(images, labels, masks=masks, splits=splits, progress=False)
+    summary = segmenter.summary
+    n_artifact = int(np.sum(np.asarray(labels) == 1))
+    assert summary["self_training_fallback_images"] == (n_artifact if fallback else 0)
+    if fallback:  # the CAM pseudo-masks are kept, so the label coverage is unchanged
+        assert summary["self_training_mask_fraction"] == pytest.approx(summary["pseudo_mask_fraction"])
+    else:
+        assert summary["self_training_mask_fraction"] == 0.0
