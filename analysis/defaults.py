@@ -42,14 +42,15 @@ def models_dir() -> Path:
 def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None) -> Path:
     """Generate the default dataset once (atomically) and return its folder.
 
-    A cached folder generated with other settings (its ``generation.json``) is regenerated.
+    A cached folder generated with other settings or by another generator version (its
+    ``generation.json``), or without that record, is regenerated.
     ``size=None`` is the generator's default field size.
     """
     root = default_root(preset, seed, size)
     settings = {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
     record = root / "generation.json"
     if (root / "manifest.csv").exists():
-        if not record.exists() or json.loads(record.read_text()) == settings:
+        if record.exists() and json.loads(record.read_text()) == settings:
             return root
         print(f"the cached {preset} dataset in {root} was generated with other settings; regenerating", flush=True)
     staging = root.with_name(root.name + ".partial")

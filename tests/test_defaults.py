@@ -88,4 +88,7 @@ def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, m
     defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
     assert "regenerating" in capsys.readouterr().out
     assert json.loads((root / "generation.json").read_text())["generator_version"] == defaults.GENERATOR_VERSION
+    (root / "generation.json").unlink()  # a folder from before the record existed is stale
+    defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
+    assert "regenerating" in capsys.readouterr().out and (root / "generation.json").exists()
     assert len(pd.read_csv(root / "manifest.csv")) == 6 and not root.with_name(root.name + ".partial").exists()
