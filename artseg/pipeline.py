@@ -465,9 +465,9 @@ class ArtifactSegmenter:
                 # the first U-Net's own cut-off, chosen on validation data like the final one
                 confidence = self._calibrate(val_images, *calibration_truth(targets), progress).cutoff
             elif confidence == "clean":
-                clean_rows = train_rows[labels[train_rows] == 0]
                 from artseg.weak import clean_image_confidence
 
+                clean_rows = train_rows[labels[train_rows] == 0]
                 confidence = clean_image_confidence([self._probability_map(images[row]) for row in clean_rows],
                                                     quantile=cfg.cam.self_training_clean_quantile)
             self.summary["self_training_confidence"] = float(confidence)
