@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,12 +32,11 @@ import numpy as np
 import torch
 
 from artseg import io as artseg_io
-from artseg.cache import cache_dir
+from artseg.commands.benchmark import cached_dataset
 from artseg.config import load_config
 from artseg.metrics import image_scores, pixel_scores
 from artseg.pipeline import ArtifactSegmenter, load_training_data, make_pseudo_masks, normalize, resize_image
 from artseg.postprocess import binarize, remove_small, search_cutoff
-from artseg.synth import generate_dataset, is_current_dataset
 from artseg.weak import local_deviation
 
 CUTOFF_GRID = [round(float(c), 3) for c in np.linspace(0.01, 0.99, 50)]
@@ -50,16 +48,6 @@ PSEUDO_VARIANTS = {
     "percentile 90 + superpixels": {"pseudo_method": "percentile", "pseudo_percentile": 90.0,
                                     "refine": "superpixels"},
 }
-
-
-def dataset(preset: str, n_images: int, seed: int, size: int) -> Path:
-    """Generate (once) the synthetic dataset and return its manifest path."""
-    out = cache_dir() / "bench_weak" / f"{preset}_n{n_images}_s{seed}_{size}"
-    manifest = out / "manifest.csv"
-    if not is_current_dataset(out):
-        shutil.rmtree(out, ignore_errors=True)
-        generate_dataset(preset, out, n_images=n_images, seed=seed, size=size, plate=None, progress=False)
-    return manifest
 
 
 def stage(message: str, started: float) -> None:
@@ -119,7 +107,8 @@ def main() -> None:
 
     config = load_config(args.config)
     config.seed = args.seed
-    manifest_path = dataset(args.preset, args.n_images, args.seed, args.size)
+    manifest_path = cached_dataset(args.preset, n_images=args.n_images, seed=args.seed, size=args.size,
+                                   progress=False)
     manifest = artseg_io.read_image_manifest(manifest_path, require_label=True)
     data = load_training_data(manifest, config, progress=False)
     test_rows = manifest[manifest["split"] == "test"]

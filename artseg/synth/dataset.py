@@ -50,6 +50,10 @@ GENERATOR_VERSION = 3
 
 MANIFEST_COLUMNS = ["image", "label", "mask", "split", "fluorescence", "nuclei", "cells", "n_artifacts", "artifact_types"]
 
+# Splits of a block of five units (pairs when balanced, fields otherwise): 60/20/20.
+_SPLIT_BLOCK = ("train", "train", "train", "val", "test")
+_PREVIEW_FIELDS = 12
+
 
 def is_current_dataset(folder: str | Path) -> bool:
     """Whether ``folder`` holds a finished dataset made by this version of the generator.
@@ -64,10 +68,6 @@ def is_current_dataset(folder: str | Path) -> bool:
         return json.loads(record.read_text()).get("generator_version") == GENERATOR_VERSION
     except (OSError, ValueError):
         return False
-
-# Splits of a block of five units (pairs when balanced, fields otherwise): 60/20/20.
-_SPLIT_BLOCK = ("train", "train", "train", "val", "test")
-_PREVIEW_FIELDS = 12
 
 
 @dataclass(frozen=True)
