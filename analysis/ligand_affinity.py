@@ -37,6 +37,10 @@ from artseg.pipeline import ArtifactSegmenter
 
 MODES = ("manual", "model", "none")
 DEFAULT_OUT = Path("artseg-out") / "ligand_affinity"
+# A ring around every excluded region, manual and model alike: autofluorescent glow spreads past
+# an artifact's brightfield outline and predicted outlines are least certain at their edges
+# (benchmarks/RESULTS.md, "Session 4").
+DEFAULT_EXCLUSION_MARGIN = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated removal modes among manual,model,none")
     parser.add_argument("--hill-slope", default="-1",
                         help="Hill slope: a number to hold it fixed (default −1) or 'free'")
+    parser.add_argument("--exclusion-margin", type=int, default=DEFAULT_EXCLUSION_MARGIN, metavar="PX",
+                        help="also exclude a ring of this many pixels around every excluded region, "
+                        f"manual and model alike (default {DEFAULT_EXCLUSION_MARGIN})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded default data/models")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -89,14 +96,20 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         if model_dir is None:
             segmenter = defaults.train_or_load(
                 default_root / "manifest.csv",
-                defaults.models_dir() / f"artseg_cho_m4r_fast_seed{args.seed}", seed=args.seed)
+                defaults.models_dir() / f"artseg_cho_m4r_fast_seed{args.seed}", seed=args.seed,
+                progress=not args.quiet)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
-    cell_segmenter = None
+    cell_segmenter, cell_scores = None, None
     if "cell_mask" not in plate.columns:
-        cell_segmenter = load_cell_segmenter(args.cell_model, args.seed)
+        cell_segmenter = load_cell_segmenter(args.cell_model, args.seed, progress=not args.quiet)
+        if args.cell_model is None:
+            cell_scores = default_cell_model_scores(cell_segmenter, args.seed)
 
-    field_rows = quantify_plate(plate, modes, segmenter, cell_segmenter, progress=not args.quiet)
+    if args.exclusion_margin < 0:
+        raise ArtsegInputError(f"--exclusion-margin: expected a non-negative number of pixels, got {args.exclusion_margin}")
+    field_rows = quantify_plate(plate, modes, segmenter, cell_segmenter, progress=not args.quiet,
+                                exclusion_margin=args.exclusion_margin)
     wells = aggregate_wells(field_rows)
     empty = wells[wells["n_fields"] == 0]
     if len(empty):
@@ -105,11 +118,12 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         print(f"note: {len(empty)} well(s) have no usable field and are left out of the fits: {listed}{more}")
     fits = fit_experiments(wells, truth, hill_slope=hill_slope)
     summary = summarize(wells, fits)
-    write_outputs(args.out, wells, fits, summary)
+    write_outputs(args.out, wells, fits, summary, cell_scores)
     return summary
 
 
-def quantify_plate(plate: pd.DataFrame, modes, segmenter, cell_segmenter, *, progress=True) -> pd.DataFrame:
+def quantify_plate(plate: pd.DataFrame, modes, segmenter, cell_segmenter, *, progress=True,
+                   exclusion_margin: int = DEFAULT_EXCLUSION_MARGIN) -> pd.DataFrame:
     """Stream the plate one field at a time; return one row per field and mode."""
     rows = []
     for field in tqdm(plate.itertuples(index=False), total=len(plate), desc="fields",
@@ -132,7 +146,7 @@ def quantify_plate(plate: pd.DataFrame, modes, segmenter, cell_segmenter, *, pro
             exclusions["model"] = segmenter.predict_mask(brightfield)
         for mode in modes:
             values = field_intensities(fluorescence, cell_mask, exclusions[mode],
-                                       source=str(field.fluorescence))
+                                       exclusion_margin=exclusion_margin, source=str(field.fluorescence))
             rows.append({
                 "experiment": field.experiment, "ligand": field.ligand,
                 "concentration": field.concentration, "well": field.well, "field": field.field,
@@ -141,7 +155,7 @@ def quantify_plate(plate: pd.DataFrame, modes, segmenter, cell_segmenter, *, pro
     return pd.DataFrame(rows)
 
 
-def load_cell_segmenter(cell_model: Path | None, seed: int) -> ArtifactSegmenter:
+def load_cell_segmenter(cell_model: Path | None, seed: int, *, progress: bool = True) -> ArtifactSegmenter:
     """The cell U-Net: a user's folder, or the cached default trained on synthetic cell masks."""
     if cell_model is not None:
         return ArtifactSegmenter.load(cell_model)
@@ -149,16 +163,29 @@ def load_cell_segmenter(cell_model: Path | None, seed: int) -> ArtifactSegmenter
     manifest = defaults.mask_manifest(root / "manifest.csv", "cells", root / "cells_manifest.csv")
     return defaults.train_or_load(manifest, defaults.models_dir() / f"cells_cho_m4r_seed{seed}",
                                   strong=True, seed=seed, what="cell segmentation U-Net",
-                                  overrides=defaults.PIXEL_MODEL_OVERRIDES)
+                                  overrides=defaults.PIXEL_MODEL_OVERRIDES, progress=progress)
 
 
-def write_outputs(out: Path, wells, fits, summary) -> None:
+def default_cell_model_scores(cell_segmenter: ArtifactSegmenter, seed: int) -> dict:
+    """Held-out pixel scores of the default cell U-Net on its dataset's test fields (printed)."""
+    manifest = defaults.default_root("cho_m4r", seed) / "cells_manifest.csv"
+    scores = defaults.held_out_scores(cell_segmenter, manifest)
+    print(f"cell U-Net on {scores['n_fields']} held-out fields: pixel F1 {scores['f1']:.3f} "
+          f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}; paper's cell U-Net F1 0.89)")
+    return scores
+
+
+def write_outputs(out: Path, wells, fits, summary, cell_scores: dict | None = None) -> None:
     """Render the figure first, then write every table atomically."""
     out.mkdir(parents=True, exist_ok=True)
     save_figure(displacement_curves(wells, fits), out / "displacement_curves.png")
     atomic_write_csv(wells, out / "wells.csv")
     atomic_write_csv(fits, out / "fits.csv")
     atomic_write_csv(summary, out / "summary.csv")
+    if cell_scores is not None:
+        staging = out / "cell_segmentation.json.partial"
+        staging.write_text(json.dumps(cell_scores, indent=1))
+        staging.replace(out / "cell_segmentation.json")
 
 
 def parse_modes(text: str) -> tuple[str, ...]:

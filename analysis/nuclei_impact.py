@@ -53,7 +53,10 @@ TRAINING_FIELDS = {"train": 24, "val": 8}
 # The nuclei U-Net needs more epochs than the shared pixel-model default (8): nuclei are barely
 # visible in synthetic brightfield and must be inferred from the cell around them. Held-out pixel
 # F1 on 256 x 256 fields was 0.71 after 8 epochs and 0.88 after 25, still improving.
-NUCLEI_MODEL_OVERRIDES = {"unet_train": {"epochs": 25, "plateau_patience": 5}}
+NUCLEI_MODEL_OVERRIDES = {**defaults.PIXEL_MODEL_OVERRIDES, "unet_train": {"epochs": 25, "plateau_patience": 5}}
+# The artifact model sees only the 32 training fields above: its classifier keeps the 40 epochs
+# that the `fast` config had before it moved to more fields and fewer epochs.
+ARTIFACT_MODEL_OVERRIDES = {"classifier_train": {"epochs": 40}}
 SUMMARY_COLUMNS = ["region", "pixel_f1", "object_f1", "mean_area", "mean_solidity", "n_images", "n_nuclei"]
 
 
@@ -205,7 +208,8 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
             if not training_csv.exists():
                 atomic_write_csv(training_rows(table), training_csv)
             model_name = f"artseg_seven_cell_lines_{DEFAULT_FIELD_SIZE}px_fast_seed{seed}"
-            segmenter = defaults.train_or_load(training_csv, defaults.models_dir() / model_name, seed=seed)
+            segmenter = defaults.train_or_load(training_csv, defaults.models_dir() / model_name, seed=seed,
+                                               overrides=ARTIFACT_MODEL_OVERRIDES)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
     with _timed(timings, "nuclei model"):

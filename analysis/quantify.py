@@ -43,15 +43,17 @@ def _as_mask(mask: np.ndarray, name: str, shape: tuple[int, ...], source: str) -
     return array != 0
 
 
-def _background_region(
-    cells: np.ndarray, excluded: np.ndarray, margin: int
-) -> np.ndarray:
-    near_cells = cells
-    if margin > 0 and cells.any():
-        near_cells = ndimage.binary_dilation(
-            cells, structure=ndimage.generate_binary_structure(2, 1), iterations=margin
-        )
-    return ~near_cells & ~excluded
+def _grow(mask: np.ndarray, margin: int) -> np.ndarray:
+    """``mask`` grown by ``margin`` pixels (4-connected dilation)."""
+    if margin <= 0 or not mask.any():
+        return mask
+    return ndimage.binary_dilation(mask, structure=ndimage.generate_binary_structure(2, 1), iterations=margin)
+
+
+def _check_margin(value: int, name: str, source: str) -> int:
+    if value < 0 or int(value) != value:
+        raise ArtsegInputError(f"{source}: {name} must be a non-negative integer, got {value}")
+    return int(value)
 
 
 def field_intensities(
@@ -60,6 +62,7 @@ def field_intensities(
     exclusion_mask: np.ndarray | None = None,
     *,
     background_margin: int = DEFAULT_BACKGROUND_MARGIN,
+    exclusion_margin: int = 0,
     source: str = "fluorescence image",
 ) -> dict[str, float | int]:
     """Mean fluorescence of cells and background in one field, leaving out excluded pixels.
@@ -78,6 +81,11 @@ def field_intensities(
         (4-connected dilation). 0 keeps the paper's definition, background = every pixel
         that is neither cell nor excluded; set 2-3 px when the cell mask is tight and cell
         fluorescence blurs into the neighbouring pixels.
+    exclusion_margin : int, default 0
+        Width in pixels of a ring around excluded regions that is excluded too
+        (4-connected dilation): the glow of an autofluorescent artifact spreads beyond its
+        brightfield outline (optics blur), and predicted masks are least certain at their
+        edges.
     source : str
         Name of the field (e.g. the fluorescence file) used in error messages.
 
@@ -85,7 +93,8 @@ def field_intensities(
     -------
     dict
         ``cell_mean``, ``background_mean`` (float; NaN when no pixel is left, the caller
-        decides what to do), ``n_cell_px``, ``n_background_px``, ``n_excluded_px`` (int).
+        decides what to do), ``n_cell_px``, ``n_background_px``, ``n_excluded_px`` (int;
+        excluded pixels after the exclusion margin).
 
     Raises
     ------
@@ -95,8 +104,8 @@ def field_intensities(
 
     Notes
     -----
-    Cell pixels: ``cell & ~excluded``. Background pixels:
-    ``~dilate(cell, background_margin) & ~excluded``.
+    With ``excluded = dilate(exclusion, exclusion_margin)``: cell pixels
+    ``cell & ~excluded``; background pixels ``~dilate(cell, background_margin) & ~excluded``.
 
     Examples
     --------
@@ -112,10 +121,8 @@ def field_intensities(
         raise ArtsegInputError(f"{source}: fluorescence must be 2-D, got shape {image.shape}")
     if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
         raise ArtsegInputError(f"{source}: fluorescence must be real numbers, got {image.dtype}")
-    if background_margin < 0 or int(background_margin) != background_margin:
-        raise ArtsegInputError(
-            f"{source}: background_margin must be a non-negative integer, got {background_margin}"
-        )
+    background_margin = _check_margin(background_margin, "background_margin", source)
+    exclusion_margin = _check_margin(exclusion_margin, "exclusion_margin", source)
     values = image.astype(np.float64, copy=False)
     n_bad = int(np.count_nonzero(~np.isfinite(values)))
     if n_bad:
@@ -125,10 +132,10 @@ def field_intensities(
     excluded = (
         np.zeros(image.shape, dtype=bool)
         if exclusion_mask is None
-        else _as_mask(exclusion_mask, "exclusion mask", image.shape, source)
+        else _grow(_as_mask(exclusion_mask, "exclusion mask", image.shape, source), exclusion_margin)
     )
     cell_pixels = cells & ~excluded
-    background_pixels = _background_region(cells, excluded, int(background_margin))
+    background_pixels = ~_grow(cells, background_margin) & ~excluded
     n_cell = int(np.count_nonzero(cell_pixels))
     n_background = int(np.count_nonzero(background_pixels))
     return {

@@ -89,7 +89,8 @@ def gated(segmenter: ArtifactSegmenter, images, maps) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="seven_cell_lines")
-    parser.add_argument("--n-images", type=int, default=120)
+    parser.add_argument("--n-images", type=int, default=480,
+                        help="fields generated (default 480, the data budget the fast config is tuned for)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--config", default="fast")

@@ -92,3 +92,39 @@ def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, m
     defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
     assert "regenerating" in capsys.readouterr().out and (root / "generation.json").exists()
     assert len(pd.read_csv(root / "manifest.csv")) == 6 and not root.with_name(root.name + ".partial").exists()
+
+
+class _ThresholdModel:
+    """Stands in for a pixel U-Net: foreground = pixels above a level."""
+
+    def __init__(self, level: float):
+        self.level = level
+
+    def predict_mask(self, image):
+        return image > self.level
+
+
+def test_held_out_scores_pool_the_test_rows_only(tmp_path):
+    import pytest
+
+    from artseg.errors import ArtsegInputError
+
+    rows = []
+    for index, split in enumerate(["train", "test", "test"]):
+        image = np.zeros((8, 8), np.float32)
+        image[:4] = 10.0           # true foreground, found
+        image[4, :2 + index] = 10.0  # false positives (train row: never counted)
+        mask = np.zeros((8, 8), bool)
+        mask[:4] = True
+        mask[7, :4] = True         # missed foreground
+        write_image(tmp_path / f"i{index}.tif", image)
+        write_mask(tmp_path / f"m{index}.png", mask)
+        rows.append({"image": f"i{index}.tif", "mask": f"m{index}.png", "split": split})
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    scores = defaults.held_out_scores(_ThresholdModel(5.0), manifest)
+    assert scores["n_fields"] == 2
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (64, 3 + 4, 8)
+    assert scores["f1"] == pytest.approx(2 * 64 / (2 * 64 + 7 + 8))
+    with pytest.raises(ArtsegInputError, match="no 'val' rows"):
+        defaults.held_out_scores(_ThresholdModel(5.0), manifest, split="val")

@@ -158,3 +158,23 @@ def test_bad_truth_file(plate, tmp_path, capsys):
     bad.write_text(json.dumps(["not", "a", "mapping"]))
     assert _run(plate, tmp_path, extra=["--truth", str(bad)]) == 2
     assert "truth.json" in capsys.readouterr().err
+
+
+def test_exclusion_margin_grows_the_manual_masks_but_leaves_no_removal_alone(plate, tmp_path):
+    with_cells = _edited_plate(plate, tmp_path, lambda table: table)
+    assert _run(plate, tmp_path, manifest=with_cells, extra=["--exclusion-margin", "0"]) == 0
+    tight = pd.read_csv(tmp_path / "out" / "wells.csv")
+    assert _run(plate, tmp_path, manifest=with_cells, extra=["--exclusion-margin", "3"]) == 0
+    ringed = pd.read_csv(tmp_path / "out" / "wells.csv")
+    none_tight, none_ringed = (t[t["mode"] == "none"].reset_index(drop=True) for t in (tight, ringed))
+    pd.testing.assert_frame_equal(none_tight, none_ringed)
+    # the same margin applies to the model's masks (one code path); the tiny model here predicts none
+    means = [t.loc[t["mode"] == "manual", ["cell_mean", "background_mean"]].to_numpy() for t in (tight, ringed)]
+    assert np.isfinite(means[0]).any() and not np.allclose(*means, equal_nan=True)
+
+
+def test_negative_exclusion_margin_is_one_clear_line(plate, tmp_path, capsys):
+    assert _run(plate, tmp_path, extra=["--exclusion-margin", "-2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--exclusion-margin" in err, err
+    assert not (tmp_path / "out").exists()

@@ -68,6 +68,24 @@ def test_background_margin_drops_a_ring_around_cells():
     assert ringed["cell_mean"] == plain["cell_mean"] == 100.0
 
 
+def test_exclusion_margin_also_drops_the_glow_around_an_artifact():
+    fluorescence = np.full((9, 9), 10.0)
+    cells = np.zeros((9, 9), dtype=bool)
+    cells[:, :2] = True
+    fluorescence[:, :2] = 30.0
+    artifact = np.zeros((9, 9), dtype=bool)
+    artifact[4, 5] = True
+    fluorescence[4, 5] = 500.0
+    fluorescence[[3, 5, 4, 4], [5, 5, 4, 6]] = 100.0  # the artifact's glow blurs into its 4-neighbours
+    tight = field_intensities(fluorescence, cells, artifact)
+    ringed = field_intensities(fluorescence, cells, artifact, exclusion_margin=1)
+    assert tight["background_mean"] == pytest.approx((58 * 10.0 + 4 * 100.0) / 62)
+    assert ringed["background_mean"] == 10.0
+    assert ringed["n_excluded_px"] == 5 and ringed["n_background_px"] == 81 - 18 - 5
+    assert ringed["cell_mean"] == tight["cell_mean"] == 30.0
+    assert field_intensities(fluorescence, cells, None, exclusion_margin=3) == field_intensities(fluorescence, cells)
+
+
 def test_everything_excluded_gives_nan_with_zero_counts():
     fluorescence, cells, _ = hand_made_field()
     result = field_intensities(fluorescence, cells, np.ones(cells.shape, dtype=bool))
@@ -91,6 +109,7 @@ def test_nan_pixels_raise_naming_the_file():
          "exclusion mask has shape"),
         (np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), {}, "2-D"),
         (np.zeros((4, 4)), np.zeros((4, 4)), {"background_margin": -1}, "background_margin"),
+        (np.zeros((4, 4)), np.zeros((4, 4)), {"exclusion_margin": 1.5}, "exclusion_margin"),
     ],
 )
 def test_malformed_inputs_raise_naming_the_source(fluorescence, cells, kwargs, problem):
