@@ -17,7 +17,8 @@ import pandas as pd
 from artseg.cache import cache_dir
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
 from artseg.errors import ArtsegInputError
-from artseg.io import atomic_write_csv, read_image_manifest
+from artseg.io import atomic_write_csv, read_image, read_image_manifest, read_mask
+from artseg.metrics import pixel_scores
 from artseg.pipeline import ArtifactSegmenter
 from artseg.synth import GENERATOR_VERSION, generate_dataset
 
@@ -169,9 +170,6 @@ def held_out_scores(segmenter: ArtifactSegmenter, manifest_csv: Path, split: str
     dict
         :func:`artseg.metrics.pixel_scores` pooled over the rows, plus ``n_fields``.
     """
-    from artseg.io import read_image, read_mask
-    from artseg.metrics import pixel_scores
-
     manifest = read_image_manifest(manifest_csv)
     rows = manifest[manifest["split"] == split]
     if rows.empty:

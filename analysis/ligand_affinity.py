@@ -28,6 +28,7 @@ from analysis.quantify import aggregate_wells, field_intensities
 from artseg.errors import ArtsegInputError
 from artseg.io import (
     atomic_write_csv,
+    atomic_write_text,
     check_same_shape,
     read_image,
     read_mask,
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> pd.DataFrame:
     modes = parse_modes(args.modes)
     hill_slope = parse_hill_slope(args.hill_slope)
+    if args.exclusion_margin < 0:
+        raise ArtsegInputError(f"--exclusion-margin: expected a non-negative number of pixels, "
+                               f"got {args.exclusion_margin}")
     manifest_path, model_dir, truth_path = args.manifest, args.model, args.truth
     default_root = None
     if manifest_path is None:
@@ -106,8 +110,6 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         if args.cell_model is None:
             cell_scores = default_cell_model_scores(cell_segmenter, args.seed)
 
-    if args.exclusion_margin < 0:
-        raise ArtsegInputError(f"--exclusion-margin: expected a non-negative number of pixels, got {args.exclusion_margin}")
     field_rows = quantify_plate(plate, modes, segmenter, cell_segmenter, progress=not args.quiet,
                                 exclusion_margin=args.exclusion_margin)
     wells = aggregate_wells(field_rows)
@@ -183,9 +185,7 @@ def write_outputs(out: Path, wells, fits, summary, cell_scores: dict | None = No
     atomic_write_csv(fits, out / "fits.csv")
     atomic_write_csv(summary, out / "summary.csv")
     if cell_scores is not None:
-        staging = out / "cell_segmentation.json.partial"
-        staging.write_text(json.dumps(cell_scores, indent=1))
-        staging.replace(out / "cell_segmentation.json")
+        atomic_write_text(out / "cell_segmentation.json", json.dumps(cell_scores, indent=1))
 
 
 def parse_modes(text: str) -> tuple[str, ...]:
