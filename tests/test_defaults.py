@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analysis import defaults
+from artseg.errors import ArtsegInputError
 from artseg.io import write_image, write_mask
 
 TINY = {
@@ -105,10 +107,6 @@ class _ThresholdModel:
 
 
 def test_held_out_scores_pool_the_test_rows_only(tmp_path):
-    import pytest
-
-    from artseg.errors import ArtsegInputError
-
     rows = []
     for index, split in enumerate(["train", "test", "test"]):
         image = np.zeros((8, 8), np.float32)
