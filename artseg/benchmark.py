@@ -666,7 +666,8 @@ def run_benchmark(
             maps, scores, seconds = cached
         fit_seconds = detector.fit_seconds
         cutoff, val_iou = choose_cutoff(maps["val"], val.masks, sizes["min_object_size"])
-        gate = config.postprocess.gate_threshold if detector.gated else None
+        # the image-level call of the classifier-based models is the classifier's (maps are gated already)
+        gate = detector.shared.require_fitted(name).image_call_threshold if detector.gated else None
         result = evaluate_model(
             name, maps["test"], test.masks, test.labels, scores["test"], cutoff=cutoff,
             min_object_size=sizes["min_object_size"], gate_threshold=gate, size_grid=sizes["sizes"],

@@ -54,7 +54,11 @@ class CamConfig:
     """Score-CAM and pseudo-labels (paper §2.2, §2.3.1).
 
     ``target_stage`` is the attribute path of the explained layer in the classifier
-    (``"last_stage"`` = the last convolutional stage). Maps above ``pseudo_cutoff`` become
+    (``"last_stage"`` = the last convolutional stage); several paths joined by ``+``
+    (``"layer3+layer4"``) average those stages' maps; ``"auto"`` picks one of
+    ``stage_candidates`` at fit time by the pooled IoU of its pseudo-masks against the
+    validation pixel masks (like the cut-off, §2.3.3), the first one when there are none.
+    Maps above ``pseudo_cutoff`` become
     pseudo-mask pixels of artifact-labelled images.
 
     Issue 4 additions (:mod:`artseg.weak`): ``baseline`` is Score-CAM's masking baseline
@@ -71,6 +75,9 @@ class CamConfig:
     """
 
     target_stage: str = "last_stage"
+    # target_stage="auto": the candidate whose pseudo-masks best match the validation pixel
+    # masks (when the fit has them and calibrates on them), else the first candidate
+    stage_candidates: list[str] = field(default_factory=lambda: ["last_stage", "layer3"])
     batch_size: int = 64
     top_k: int | None = None
     pseudo_cutoff: float = 0.05
@@ -111,10 +118,15 @@ class PostprocessConfig:
     pixel IoU, from ``cutoff_grid`` / ``min_object_size_grid`` (sizes in native pixels).
     In weak mode ``calibrate_on="masks"`` selects them against the validation pixel masks
     when the manifest has them (the paper's practice); ``"pseudo"`` against the validation
-    pseudo-masks, so no pixel label is used anywhere.
+    pseudo-masks, so no pixel label is used anywhere. ``gate_threshold`` is the classifier
+    probability below which a weak-mode image gets an empty mask; ``None`` chooses it with
+    the cut-off, from ``gate_grid`` (issue 4: the classifier misses artifact images the
+    U-Net alone would segment, so the best gate is often below 0.5).
     """
 
-    gate_threshold: float = 0.5
+    gate_threshold: float | None = 0.5
+    # gate_threshold=None: the gate is chosen on validation data with the cut-off, from this grid
+    gate_grid: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     cutoff: float | None = None
     cutoff_grid: list[float] = field(
         default_factory=lambda: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35,
@@ -253,6 +265,8 @@ def validate_config(config: SegmenterConfig, *, source: str = "configuration") -
             problems.append(f"{name}.precision must be one of {PRECISIONS}, got {train.precision!r}")
     if config.cam.precision not in PRECISIONS:
         problems.append(f"cam.precision must be one of {PRECISIONS}, got {config.cam.precision!r}")
+    if config.cam.target_stage == "auto" and not config.cam.stage_candidates:
+        problems.append("cam.target_stage 'auto' needs a non-empty cam.stage_candidates list")
     if not 0.0 <= config.cam.pseudo_cutoff < 1.0:
         problems.append(f"cam.pseudo_cutoff must be in [0, 1), got {config.cam.pseudo_cutoff}")
     problems.extend(_weak_problems(config))
@@ -262,8 +276,12 @@ def validate_config(config: SegmenterConfig, *, source: str = "configuration") -
         problems.append("input: classifier_size must be >= 32, unet_patch >= 1 and unet_scale > 0")
     if not 0.0 <= config.input.normalize_low < config.input.normalize_high <= 100.0:
         problems.append("input: need 0 <= normalize_low < normalize_high <= 100")
-    if not 0.0 <= config.postprocess.gate_threshold <= 1.0:
-        problems.append(f"postprocess.gate_threshold must be in [0, 1], got {config.postprocess.gate_threshold}")
+    gate = config.postprocess.gate_threshold
+    if gate is not None and not 0.0 <= gate <= 1.0:
+        problems.append(f"postprocess.gate_threshold must be in [0, 1] or null, got {gate}")
+    if not config.postprocess.gate_grid or not all(0.0 <= g <= 1.0 for g in config.postprocess.gate_grid):
+        problems.append(f"postprocess.gate_grid must be a non-empty list of values in [0, 1], "
+                        f"got {config.postprocess.gate_grid}")
     if not config.postprocess.cutoff_grid or not config.postprocess.min_object_size_grid:
         problems.append("postprocess: cutoff_grid and min_object_size_grid must not be empty")
     if config.tiling.overlap >= config.tiling.tile_size:

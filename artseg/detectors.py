@@ -341,7 +341,7 @@ class SharedClassifier:
         """
         segmenter = self.require_fitted("ScoreCAM")
         probability = segmenter.classifier_probability(self.normalise(image))
-        if probability < self.config.postprocess.gate_threshold:
+        if probability < segmenter.gate_threshold:
             return np.zeros(image.shape, np.float32), probability
         return segmenter.cam_map(image), probability
 
@@ -361,7 +361,7 @@ class ScoreCamUNetDetector(Detector):
 
     def _predict(self, image):
         prediction = self.shared.require_fitted(self.name).predict(image)
-        gate = self.shared.config.postprocess.gate_threshold
+        gate = self.shared.require_fitted(self.name).gate_threshold
         probability = np.asarray(prediction.probability, dtype=np.float32)
         if prediction.p_artifact < gate:
             probability = np.zeros_like(probability)

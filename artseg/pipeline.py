@@ -31,6 +31,7 @@ from artseg import io as artseg_io
 from artseg.config import SegmenterConfig, config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
 from artseg.losses import partial_mil_loss
+from artseg.metrics import pixel_scores
 from artseg.model_io import CONFIG_NAME, load_model_folder, save_model_folder
 from artseg.nets import build_network
 from artseg.tiling import extract_patches, predict_tiled
@@ -53,7 +54,10 @@ class Prediction:
     mask : numpy.ndarray
         bool ``(H, W)`` artifact mask after cut-off and small-object removal.
     contains_artifact : bool
-        The image-level call: ``p_artifact >= gate`` (weak) or "any mask pixel" (strong).
+        The image-level call: in weak mode the classifier's, ``p_artifact`` at or above the
+        gate and :attr:`ArtifactSegmenter.image_call_threshold` (0.5 when the gate is chosen
+        on validation data, so a low segmentation gate does not call every image artifact-
+        containing); in strong mode "any mask pixel".
     """
 
     p_artifact: float
@@ -75,6 +79,9 @@ class Calibration:
     min_object_size: int
     selected_on: str
     val_iou: float | None = None
+    # the classifier gate chosen with the cut-off (postprocess.gate_threshold = None); None:
+    # the configuration's gate_threshold applies
+    gate: float | None = None
 
 
 @dataclass
@@ -343,6 +350,8 @@ class ArtifactSegmenter:
         self.classifier: nn.Module | None = None
         self.unet: nn.Module | None = None
         self.calibration: Calibration | None = None
+        # the Score-CAM stage(s) in use: cam.target_stage, or the candidate "auto" chose at fit time
+        self.cam_stage: str | None = None
         self.histories: dict[str, list[dict]] = {}
         self.summary: dict[str, Any] = {}
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -431,8 +440,9 @@ class ArtifactSegmenter:
             timings["classifier_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
             cam_rows = used_rows[labels[used_rows] == 1]
-            cam_maps = self._score_cam(classifier_inputs[cam_rows], progress)
-            maps_by_row = {int(row): cam for row, cam in zip(cam_rows, cam_maps)}
+            maps_by_row = self._choose_cam_stage(classifier_inputs, working, labels, masks, val_rows, progress)
+            todo = np.array([row for row in cam_rows if int(row) not in maps_by_row], dtype=int)
+            maps_by_row.update(zip(todo.tolist(), self._score_cam(classifier_inputs[todo], progress)))
             working_maps = [resize_image(maps_by_row[row], working[row].shape) if row in maps_by_row
                             else np.zeros(working[row].shape, np.float32) for row in range(len(images))]
             targets = make_pseudo_masks(working_maps, labels, cfg, images=working)
@@ -570,51 +580,131 @@ class ArtifactSegmenter:
         return x, y
 
     def _score_cam(self, classifier_inputs: torch.Tensor, progress: bool) -> np.ndarray:
+        """Score-CAM maps at the classifier's input size; several stages (``"a+b"``) are averaged."""
         from artseg.cam import score_cam
 
         cam = self.config.cam
         if len(classifier_inputs) == 0:
             size = self.config.input.classifier_size
             return np.zeros((0, size, size), np.float32)
-        return score_cam(
-            self.classifier, classifier_inputs.to(self.device), target_layer=self._target_layer(),
-            class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline, precision=cam.precision,
-            progress=progress,
-        )
-
-    def _target_layer(self) -> nn.Module:
-        layer: Any = self.classifier
-        for part in self.config.cam.target_stage.split("."):
-            layer = getattr(layer, part, None)
-        if not isinstance(layer, nn.Module):
-            raise ArtsegInputError(
-                f"cam.target_stage {self.config.cam.target_stage!r} is not a module of the classifier"
+        maps = [
+            score_cam(
+                self.classifier, classifier_inputs.to(self.device), target_layer=layer,
+                class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline,
+                precision=cam.precision, progress=progress,
             )
-        return layer
+            for layer in self._target_layers()
+        ]
+        # Every stage's map is min-max normalised to [0, 1] per image, so their mean is too; a
+        # deep stage says which object, a shallower one (stride 16) where its edges are.
+        return maps[0] if len(maps) == 1 else np.mean(maps, axis=0).astype(np.float32)
+
+    def _choose_cam_stage(self, classifier_inputs, working, labels, masks, val_rows, progress) -> dict[int, np.ndarray]:
+        """Resolve ``cam.target_stage="auto"``; returns the chosen stage's maps of the rows it scored.
+
+        Each candidate's pseudo-masks of the validation artifact images are scored against
+        their pixel masks (pooled IoU); without masks (or ``calibrate_on="pseudo"``) the
+        first candidate is taken and nothing is scored.
+        """
+        cam = self.config.cam
+        if cam.target_stage != "auto":
+            self.cam_stage = cam.target_stage
+            return {}
+        rows = val_rows[labels[val_rows] == 1]
+        if masks is None or self.config.postprocess.calibrate_on != "masks" or len(rows) == 0:
+            self.cam_stage = cam.stage_candidates[0]
+            self.summary["cam_stage"] = {"chosen": self.cam_stage, "selected_on": "default"}
+            return {}
+        truth = [resize_mask(masks[row], working[row].shape) for row in rows]
+        scored = {}
+        for candidate in cam.stage_candidates:
+            self.cam_stage = candidate
+            raw = self._score_cam(classifier_inputs[rows], progress)
+            maps = [resize_image(m, working[row].shape) for m, row in zip(raw, rows)]
+            pseudo = make_pseudo_masks(maps, np.ones(len(rows), int), self.config, images=[working[r] for r in rows])
+            scored[candidate] = (pixel_scores(truth, pseudo)["iou"], dict(zip(rows.tolist(), raw)))
+        self.cam_stage = max(cam.stage_candidates, key=lambda c: scored[c][0])  # ties: the earlier candidate
+        self.summary["cam_stage"] = {"chosen": self.cam_stage, "selected_on": "pixel_masks",
+                                     "val_pseudo_iou": {c: round(float(v[0]), 4) for c, v in scored.items()}}
+        return scored[self.cam_stage][1]
+
+    def _target_layers(self) -> list[nn.Module]:
+        """The classifier stages named by ``cam.target_stage`` (attribute paths joined by ``+``)."""
+        stage = self.cam_stage if self.cam_stage is not None else self.config.cam.target_stage
+        if stage == "auto":
+            raise ArtsegInputError("cam.target_stage 'auto' is chosen at fit time: call fit() or load() first")
+        layers = []
+        for path in stage.split("+"):
+            layer: Any = self.classifier
+            for part in path.strip().split("."):
+                layer = getattr(layer, part, None)
+            if not isinstance(layer, nn.Module):
+                raise ArtsegInputError(
+                    f"cam.target_stage {stage!r}: {path.strip()!r} is not a module of the "
+                    "classifier"
+                )
+            layers.append(layer)
+        return layers
 
     def _calibrate(self, val_images, truth, selected_on: str, progress: bool) -> Calibration:
         from artseg.postprocess import search_cutoff
 
         post = self.config.postprocess
-        if post.cutoff is not None and post.min_object_size is not None:
+        choose_gate = self.config.mode == "weak" and post.gate_threshold is None
+        if post.cutoff is not None and post.min_object_size is not None and not choose_gate:
             return Calibration(post.cutoff, post.min_object_size, "config")
         if not val_images:
-            raise ArtsegInputError("no validation images to choose the cut-off on; set postprocess.cutoff and "
-                                   "postprocess.min_object_size or add val images")
-        maps = []
+            raise ArtsegInputError("no validation images to choose the cut-off on; set postprocess.cutoff, "
+                                   "postprocess.min_object_size and postprocess.gate_threshold or add val images")
+        maps, probabilities = [], []
         for image in tqdm(val_images, desc="calibrating", unit="image", disable=not progress, leave=False):
-            if self.config.mode == "weak" and self.classifier_probability(image) < post.gate_threshold:
-                maps.append(np.zeros(image.shape, np.float32))
-            else:
-                maps.append(self._probability_map(image))
+            maps.append(self._probability_map(image))
+            probabilities.append(self.classifier_probability(image) if self.config.mode == "weak" else 1.0)
+        if self.config.mode != "weak":
+            gates = [0.0]
+        elif choose_gate:
+            gates = sorted(set(float(g) for g in post.gate_grid))
+        else:
+            gates = [float(post.gate_threshold)]
         cutoffs = [post.cutoff] if post.cutoff is not None else post.cutoff_grid
         sizes = [post.min_object_size] if post.min_object_size is not None else post.min_object_size_grid
-        best = None
-        for size in sizes:
-            cutoff, iou = search_cutoff(maps, truth, cutoffs=cutoffs, min_size=int(size), progress=False)
-            if best is None or iou > best[2]:
-                best = (cutoff, int(size), iou)
-        return Calibration(float(best[0]), best[1], selected_on, float(best[2]))
+        best, tried = None, set()
+        for gate in gates:
+            kept = tuple(p >= gate for p in probabilities)
+            if kept in tried:  # a gate letting the same images through scores the same
+                continue
+            tried.add(kept)
+            gated = [m if keep else np.zeros_like(m) for m, keep in zip(maps, kept)]
+            for size in sizes:
+                cutoff, iou = search_cutoff(gated, truth, cutoffs=cutoffs, min_size=int(size), progress=False)
+                if best is None or iou > best[2]:
+                    best = (cutoff, int(size), iou, gate)
+        return Calibration(float(best[0]), best[1], selected_on, float(best[2]),
+                           gate=best[3] if choose_gate else None)
+
+    @property
+    def image_call_threshold(self) -> float:
+        """Classifier probability at which a weak-mode image is called artifact-containing.
+
+        The configured gate, or 0.5 (the classifier's own decision) when the gate is chosen
+        on validation data: that choice optimises pixel IoU and may let every image through.
+        """
+        configured = self.config.postprocess.gate_threshold
+        return 0.5 if configured is None else float(configured)
+
+    @property
+    def gate_threshold(self) -> float:
+        """Classifier probability below which a weak-mode image gets an empty mask.
+
+        The gate chosen on validation data when ``postprocess.gate_threshold`` is ``None``,
+        else the configured one.
+        """
+        if self.calibration is not None and self.calibration.gate is not None:
+            return float(self.calibration.gate)
+        configured = self.config.postprocess.gate_threshold
+        if configured is None:
+            raise ArtsegInputError("the classifier gate is chosen at fit time: call fit() or load() first")
+        return float(configured)
 
     # ------------------------------------------------------------------ prediction
 
@@ -679,8 +769,8 @@ class ArtifactSegmenter:
 
         self._require_fitted()
         normalized = normalize(image, self.config)
-        gate = self.config.postprocess.gate_threshold
         if self.config.mode == "weak":
+            gate = self.gate_threshold
             p_artifact = self.classifier_probability(normalized)
             if p_artifact < gate:
                 empty = np.zeros(normalized.shape, np.float32)
@@ -690,7 +780,7 @@ class ArtifactSegmenter:
         if self.config.mode == "strong":
             p_artifact = float(probability.max())
             return Prediction(p_artifact, probability, mask, bool(mask.any()))
-        return Prediction(p_artifact, probability, mask, True)
+        return Prediction(p_artifact, probability, mask, p_artifact >= self.image_call_threshold)
 
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
         """Boolean artifact mask of one raw image (see :meth:`predict`)."""
@@ -714,6 +804,7 @@ class ArtifactSegmenter:
             "normalization": {"method": "percentile", "low": self.config.input.normalize_low,
                               "high": self.config.input.normalize_high},
             "calibration": dataclasses.asdict(self.calibration),
+            "cam_stage": self.cam_stage,
             "training": self.summary,
         }
         save_model_folder(folder, networks, metadata)
@@ -745,6 +836,7 @@ class ArtifactSegmenter:
         classifier = networks.get("classifier")
         segmenter.classifier = None if classifier is None else classifier.to(segmenter.device)
         segmenter.calibration = calibration
+        segmenter.cam_stage = metadata.get("cam_stage") or config.cam.target_stage
         segmenter.summary = metadata.get("training", {})
         return segmenter
 

@@ -82,7 +82,7 @@ def cam_maps(segmenter: ArtifactSegmenter, images, baseline) -> list[np.ndarray]
 
 
 def gated(segmenter: ArtifactSegmenter, images, maps) -> list[np.ndarray]:
-    gate = segmenter.config.postprocess.gate_threshold
+    gate = segmenter.gate_threshold
     return [m if segmenter.classifier_probability(img) >= gate else np.zeros_like(m) for img, m in zip(images, maps)]
 
 
@@ -140,8 +140,8 @@ def main() -> None:
                                    "self_training_fallback_images")
                                   if key in weak.summary}
 
-        gate = config.postprocess.gate_threshold
-        called = [int(weak.classifier_probability(img) >= gate) for img in test_images]
+        results["gate"] = weak.gate_threshold
+        called = [int(weak.classifier_probability(img) >= weak.image_call_threshold) for img in test_images]
         results["classifier_test"] = {key: round(float(value), 3) for key, value in
                                       image_scores(test_rows["label"].astype(int).to_numpy(), np.array(called)).items()
                                       if np.isscalar(value)}
@@ -182,6 +182,10 @@ def main() -> None:
         results["c_unet_pseudo_calibration"] = calibrated(unet_val, val_pseudo, unet_test, test_truth, grid, sizes)
         fixed = [remove_small(binarize(m, 0.5), 0) for m in unet_test]
         results["c_unet_fixed_0.5"] = scores(test_truth, fixed)
+        # the U-Net alone, every field segmented (no classifier gate), like the strong U-Net
+        ungated_test = [weak._probability_map(img) for img in test_images]
+        ungated_val = [weak._probability_map(img) for img in val_images]
+        results["c_unet_ungated"] = calibrated(ungated_val, val_truth, ungated_test, test_truth, grid, sizes)
 
     # (d) strongly supervised U-Net, same configuration and budget.
     if not args.skip_strong:
@@ -215,6 +219,7 @@ def print_table(results: dict) -> None:
         ("(c) ScoreCAM-U-Net, val-mask calibration", "c_unet_masks_calibration"),
         ("(c) ScoreCAM-U-Net, pseudo-mask calibration", "c_unet_pseudo_calibration"),
         ("(c) ScoreCAM-U-Net, fixed 0.5", "c_unet_fixed_0.5"),
+        ("(c) the weak U-Net without the classifier gate, val-mask calibration", "c_unet_ungated"),
         ("(d) strong U-Net", "d_strong_unet"),
         ("(e) intensity threshold", "e_intensity")) if key in results]
     print(f"\n{results['preset']} n={results['n_images']} seed={results['seed']} config={results['config']} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +124,10 @@ def test_classifier_models_score_images_with_the_classifier(fitted, tiny_manifes
 def test_gate_zeroes_the_maps_of_images_called_clean(fitted, tiny_manifest, monkeypatch):
     shared = fitted["ScoreCAM-U-Net"].shared
     image = read_image(tiny_manifest["image"].iloc[-1])
-    for config in (shared.config, shared.segmenter.config):
-        monkeypatch.setattr(config.postprocess, "gate_threshold", 0.0)
+    calibration = shared.segmenter.calibration
+    monkeypatch.setattr(shared.segmenter, "calibration", dataclasses.replace(calibration, gate=0.0))
     assert fitted["ScoreCAM"].probability_map(image).max() > 0.0
-    for config in (shared.config, shared.segmenter.config):
-        monkeypatch.setattr(config.postprocess, "gate_threshold", 1.0)
+    monkeypatch.setattr(shared.segmenter, "calibration", dataclasses.replace(calibration, gate=1.0))
     for name in ("ScoreCAM", "ScoreCAM-U-Net"):
         assert not fitted[name].probability_map(image).any()
 

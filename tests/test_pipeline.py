@@ -1,5 +1,8 @@
 """ScoreCAM-U-Net pipeline: pseudo-labels, splits, fit/predict/save/load, gate and strong mode."""
 
+import copy
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,9 +28,11 @@ TINY = {
     "unet_train": {"epochs": 2, "batch_size": 8},
     "input": {"classifier_size": 64, "unet_patch": 64},
     "tiling": {"tile_size": 64, "overlap": 16},
-    "postprocess": {"cutoff_grid": [0.1, 0.3, 0.5, 0.7], "min_object_size_grid": [0, 10]},
-    # the paper's pseudo-labels (fixed 0.05, no self-training): these tests pin that behaviour
-    "cam": {"pseudo_method": "fixed", "refine": "none", "self_training_rounds": 0, "unet_loss": "bce"},
+    "postprocess": {"cutoff_grid": [0.1, 0.3, 0.5, 0.7], "min_object_size_grid": [0, 10], "gate_threshold": 0.5},
+    # the paper's pseudo-labels (last stage, fixed 0.05, no self-training) and gate (0.5): these
+    # tests pin that behaviour
+    "cam": {"pseudo_method": "fixed", "refine": "none", "self_training_rounds": 0, "unet_loss": "bce",
+            "target_stage": "last_stage"},
 }
 
 
@@ -163,6 +168,92 @@ def test_gate_decides_whether_the_unet_runs(weak_segmenter, monkeypatch):
     np.testing.assert_array_equal(gated_in.mask, expected)
 
 
+def test_gate_chosen_on_validation_lets_through_a_missed_artifact_and_drops_clean_fields(weak_segmenter):
+    """gate_threshold=None: the gate of the grid with the best validation IoU is kept and used."""
+    segmenter = copy.deepcopy(weak_segmenter)
+    segmenter.config.postprocess.gate_threshold = None
+    truth = [np.zeros((8, 8), bool) for _ in range(4)]
+    truth[0][2:5, 2:5] = truth[1][4:7, 1:4] = True
+    # artifact fields at p = 0.9 and 0.25 (a low-confidence hit), clean fields at 0.05 with false alarms
+    probabilities = {0: 0.9, 1: 0.25, 2: 0.05, 3: 0.05}
+    maps = {index: np.where(mask, 0.9, 0.0).astype(np.float32) for index, mask in enumerate(truth)}
+    maps[2][0:4, 0:4] = maps[3][4:8, 4:8] = 0.9
+    images = [np.full((8, 8), float(index), np.float32) for index in range(4)]
+    segmenter._probability_map = lambda image: maps[int(image[0, 0])]
+    segmenter.classifier_probability = lambda image: probabilities[int(image[0, 0])]
+    calibration = segmenter._calibrate(images, truth, "pixel_masks", progress=False)
+    assert calibration.gate == 0.1 and calibration.val_iou == pytest.approx(1.0)
+    segmenter.calibration = calibration
+    assert segmenter.gate_threshold == 0.1
+    segmenter.config.postprocess.gate_threshold = 0.5  # a fixed gate is used as configured, never chosen
+    fixed = segmenter._calibrate(images, truth, "pixel_masks", progress=False)
+    assert fixed.gate is None and fixed.val_iou == pytest.approx(0.5)
+
+
+def test_a_low_chosen_gate_segments_but_the_image_call_stays_the_classifiers(weak_segmenter, monkeypatch):
+    segmenter = copy.deepcopy(weak_segmenter)
+    segmenter.config.postprocess.gate_threshold = None
+    segmenter.calibration = dataclasses.replace(segmenter.calibration, gate=0.1)
+    image = toy_images(n=2, seed=6)[0][1]
+    monkeypatch.setattr(segmenter, "classifier", ConstantLogit(-0.85))  # p = 0.30: through the 0.1 gate
+    unsure = segmenter.predict(image)
+    assert 0.1 <= unsure.p_artifact < 0.5 and unsure.probability.any() and not unsure.contains_artifact
+    assert segmenter.image_call_threshold == 0.5 and segmenter.gate_threshold == 0.1
+    monkeypatch.setattr(segmenter, "classifier", ConstantLogit(8.0))
+    assert segmenter.predict(image).contains_artifact
+
+
+def test_score_cam_of_several_stages_is_their_mean(weak_segmenter):
+    inputs = weak_segmenter._classifier_inputs([normalize(toy_images(n=2, seed=9)[0][1], weak_segmenter.config)])
+    segmenter = copy.deepcopy(weak_segmenter)
+    maps = {}
+    for stage in ("layer3", "layer4", "layer3+last_stage"):
+        segmenter.cam_stage = stage
+        maps[stage] = segmenter._score_cam(inputs, progress=False)[0]
+    assert maps["layer3"].shape == maps["layer4"].shape == inputs.shape[-2:]
+    np.testing.assert_allclose(maps["layer3+last_stage"], (maps["layer3"] + maps["layer4"]) / 2, atol=1e-6)
+    segmenter.cam_stage = "layer3+nope"
+    with pytest.raises(ArtsegInputError, match="'nope' is not a module"):
+        segmenter._score_cam(inputs, progress=False)
+
+
+def _stage_dependent_score_cam(segmenter):
+    """Fake Score-CAM: "layer3" finds the dark discs, any other stage a fixed corner blob."""
+
+    def fake(inputs, progress):
+        x = inputs[:, 0].numpy()
+        if segmenter.cam_stage == "layer3":
+            return (x < 0.35).astype(np.float32)
+        corner = np.zeros(x.shape, np.float32)
+        corner[:, :16, :16] = 1.0
+        return corner
+
+    return fake
+
+
+def test_auto_cam_stage_is_chosen_on_validation_masks_and_saved(tmp_path, monkeypatch):
+    images, labels, masks = toy_images(n=16, seed=3)
+    config = tiny_config(cam={"target_stage": "auto", "stage_candidates": ["last_stage", "layer3"]},
+                         classifier_train={"epochs": 1}, unet_train={"epochs": 1})
+    normalized = [normalize(image, config) for image in images]
+    segmenter = ArtifactSegmenter(config)
+    monkeypatch.setattr(segmenter, "_score_cam", _stage_dependent_score_cam(segmenter))
+    segmenter.fit_arrays(normalized, labels, masks=masks, progress=False)
+    chosen = segmenter.summary["cam_stage"]
+    assert segmenter.cam_stage == chosen["chosen"] == "layer3" and chosen["selected_on"] == "pixel_masks"
+    assert chosen["val_pseudo_iou"]["layer3"] > 0.5 > chosen["val_pseudo_iou"]["last_stage"]
+    monkeypatch.undo()
+    loaded = ArtifactSegmenter.load(segmenter.save(tmp_path / "auto"))
+    assert loaded.cam_stage == "layer3" and loaded.config.cam.target_stage == "auto"
+    # without pixel masks nothing can be scored: the first candidate is used
+    unmasked = ArtifactSegmenter(config)
+    monkeypatch.setattr(unmasked, "_score_cam", _stage_dependent_score_cam(unmasked))
+    unmasked.fit_arrays(normalized, labels, progress=False)
+    assert unmasked.cam_stage == "last_stage" and unmasked.summary["cam_stage"]["selected_on"] == "default"
+    with pytest.raises(ArtsegInputError, match="chosen at fit time"):
+        ArtifactSegmenter(config)._target_layers()
+
+
 def test_save_load_round_trip_gives_identical_predictions(weak_segmenter, tmp_path):
     folder = weak_segmenter.save(tmp_path / "model")
     assert {"config.json", "classifier.pt", "unet.pt", "classifier_log.csv", "unet_log.csv"} <= {
@@ -235,6 +326,13 @@ def test_builtin_configs_carry_the_paper_numbers_and_the_fast_ones():
     assert paper.cam.pseudo_cutoff == 0.05 and paper.postprocess.gate_threshold == 0.5
     assert fast.classifier["depth"] == 18 and fast.unet["width"] == 16 and fast.unet["levels"] == 4
     assert fast.cam.pseudo_cutoff == paper.cam.pseudo_cutoff and fast.mode == "weak"
+    # issue 4: the improved recipe (gate and Score-CAM stage chosen on validation data) in fast and
+    # paper_plus; paper keeps its fixed 0.5 gate and last stage
+    plus = load_config("paper_plus")
+    assert paper.cam.target_stage == "last_stage" and paper.postprocess.gate_threshold == 0.5
+    for improved in (fast, plus):
+        assert improved.cam.target_stage == "auto" and improved.postprocess.gate_threshold is None
+    assert plus.classifier == paper.classifier and plus.unet_train == paper.unet_train
 
 
 @pytest.mark.parametrize("suffix", [".json", ".toml"])
