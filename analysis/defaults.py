@@ -49,7 +49,8 @@ def models_dir() -> Path:
     return cache_dir() / "default" / "models"
 
 
-def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None) -> Path:
+def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None,
+                   *, progress: bool = True) -> Path:
     """Generate the default dataset once (atomically) and return its folder.
 
     A cached folder generated with other settings or by another generator version (its
@@ -67,7 +68,7 @@ def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAG
     shutil.rmtree(staging, ignore_errors=True)
     shape = "" if size is None else f", {n_images} fields of {size}x{size}"
     print(f"generating the default {preset} dataset (seed {seed}{shape}) into {root} ...", flush=True)
-    generate_dataset(preset, staging, n_images=n_images, seed=seed, size=size)
+    generate_dataset(preset, staging, n_images=n_images, seed=seed, size=size, progress=progress)
     (staging / "generation.json").write_text(json.dumps(settings))
     shutil.rmtree(root, ignore_errors=True)
     staging.rename(root)

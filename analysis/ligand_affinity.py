@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     manifest_path, model_dir, truth_path = args.manifest, args.model, args.truth
     default_root = None
     if manifest_path is None:
-        default_root = defaults.ensure_dataset("cho_m4r", args.seed)
+        default_root = defaults.ensure_dataset("cho_m4r", args.seed, progress=not args.quiet)
         manifest_path = default_root / "plate.csv"
         truth_path = truth_path or default_root / "truth.json"
     plate = read_plate_manifest(manifest_path)
@@ -161,7 +161,7 @@ def load_cell_segmenter(cell_model: Path | None, seed: int, *, progress: bool = 
     """The cell U-Net: a user's folder, or the cached default trained on synthetic cell masks."""
     if cell_model is not None:
         return ArtifactSegmenter.load(cell_model)
-    root = defaults.ensure_dataset("cho_m4r", seed)
+    root = defaults.ensure_dataset("cho_m4r", seed, progress=progress)
     manifest = defaults.mask_manifest(root / "manifest.csv", "cells", root / "cells_manifest.csv")
     return defaults.train_or_load(manifest, defaults.models_dir() / f"cells_cho_m4r_seed{seed}",
                                   strong=True, seed=seed, what="cell segmentation U-Net",

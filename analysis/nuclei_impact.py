@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     """
     timings: dict[str, float] = {}
     if args.manifest is None:
-        manifest, segmenter, nuclei_model = default_inputs(args.seed, args.model, args.nuclei_model, timings)
+        manifest, segmenter, nuclei_model = default_inputs(args.seed, args.model, args.nuclei_model, timings,
+                                                           progress=not args.quiet)
     else:
         manifest = read_nuclei_manifest(args.manifest)
         if args.model is None:
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         nuclei_model = None
         if "nuclei_pred" not in manifest.columns:
             with _timed(timings, "nuclei model"):
-                nuclei_model = load_nuclei_model(args.nuclei_model, args.seed)
+                nuclei_model = load_nuclei_model(args.nuclei_model, args.seed, progress=not args.quiet)
     with _timed(timings, "scoring"):
         per_image, nuclei = score_images(manifest, segmenter, nuclei_model, progress=not args.quiet)
         summary = summarize_regions(per_image, nuclei)
@@ -190,11 +191,12 @@ def segment_nuclei(nuclei_model: ArtifactSegmenter, image: np.ndarray) -> np.nda
 
 
 def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | None,
-                   timings: dict[str, float] | None = None):
+                   timings: dict[str, float] | None = None, *, progress: bool = True):
     """The embedded default: test split of the synthetic seven-cell-lines dataset, cached models."""
     timings = {} if timings is None else timings
     with _timed(timings, "dataset"):
-        root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE)
+        root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE,
+                                       progress=progress)
     table = pd.read_csv(root / "manifest.csv")
     test = table[table["split"] == "test"]
     manifest = pd.DataFrame({
@@ -209,11 +211,11 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
                 atomic_write_csv(training_rows(table), training_csv)
             model_name = f"artseg_seven_cell_lines_{DEFAULT_FIELD_SIZE}px_fast_seed{seed}"
             segmenter = defaults.train_or_load(training_csv, defaults.models_dir() / model_name, seed=seed,
-                                               overrides=ARTIFACT_MODEL_OVERRIDES)
+                                               overrides=ARTIFACT_MODEL_OVERRIDES, progress=progress)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
     with _timed(timings, "nuclei model"):
-        nuclei_model = load_nuclei_model(nuclei_model_dir, seed)
+        nuclei_model = load_nuclei_model(nuclei_model_dir, seed, progress=progress)
     return manifest, segmenter, nuclei_model
 
 
@@ -222,17 +224,19 @@ def training_rows(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table[table["split"] == split].head(count) for split, count in TRAINING_FIELDS.items()])
 
 
-def load_nuclei_model(nuclei_model_dir: Path | None, seed: int) -> ArtifactSegmenter:
+def load_nuclei_model(nuclei_model_dir: Path | None, seed: int, *, progress: bool = True) -> ArtifactSegmenter:
     """A user's nuclei U-Net folder, or the cached default trained on stain-derived labels."""
     if nuclei_model_dir is not None:
         return ArtifactSegmenter.load(nuclei_model_dir)
-    root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE)
+    root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE,
+                                   progress=progress)
     manifest_csv = root / "nuclei_from_stain.csv"
     if not manifest_csv.exists():
         manifest_csv = write_stain_labels(root)
     model_name = f"nuclei_seven_cell_lines_{DEFAULT_FIELD_SIZE}px_seed{seed}"
     return defaults.train_or_load(manifest_csv, defaults.models_dir() / model_name, strong=True, seed=seed,
-                                  what="brightfield nuclei U-Net", overrides=NUCLEI_MODEL_OVERRIDES)
+                                  what="brightfield nuclei U-Net", overrides=NUCLEI_MODEL_OVERRIDES,
+                                  progress=progress)
 
 
 def write_stain_labels(root: Path) -> Path:
