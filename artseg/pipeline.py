@@ -579,8 +579,11 @@ class ArtifactSegmenter:
         y = torch.from_numpy(np.concatenate(target_patches)[:, None].astype(np.uint8))
         return x, y
 
-    def _score_cam(self, classifier_inputs: torch.Tensor, progress: bool) -> np.ndarray:
-        """Score-CAM maps at the classifier's input size; several stages (``"a+b"``) are averaged."""
+    def _score_cam(self, classifier_inputs: torch.Tensor, progress: bool, stage: str | None = None) -> np.ndarray:
+        """Score-CAM maps at the classifier's input size; several stages (``"a+b"``) are averaged.
+
+        ``stage`` defaults to the segmenter's own (:attr:`cam_stage`).
+        """
         from artseg.cam import score_cam
 
         cam = self.config.cam
@@ -593,7 +596,7 @@ class ArtifactSegmenter:
                 class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline,
                 precision=cam.precision, progress=progress,
             )
-            for layer in self._target_layers()
+            for layer in self._target_layers(stage)
         ]
         # Every stage's map is min-max normalised to [0, 1] per image, so their mean is too; a
         # deep stage says which object, a shallower one (stride 16) where its edges are.
@@ -618,8 +621,7 @@ class ArtifactSegmenter:
         truth = [resize_mask(masks[row], working[row].shape) for row in rows]
         scored = {}
         for candidate in cam.stage_candidates:
-            self.cam_stage = candidate
-            raw = self._score_cam(classifier_inputs[rows], progress)
+            raw = self._score_cam(classifier_inputs[rows], progress, stage=candidate)
             maps = [resize_image(m, working[row].shape) for m, row in zip(raw, rows)]
             pseudo = make_pseudo_masks(maps, np.ones(len(rows), int), self.config, images=[working[r] for r in rows])
             scored[candidate] = (pixel_scores(truth, pseudo)["iou"], dict(zip(rows.tolist(), raw)))
@@ -628,9 +630,13 @@ class ArtifactSegmenter:
                                      "val_pseudo_iou": {c: round(float(v[0]), 4) for c, v in scored.items()}}
         return scored[self.cam_stage][1]
 
-    def _target_layers(self) -> list[nn.Module]:
-        """The classifier stages named by ``cam.target_stage`` (attribute paths joined by ``+``)."""
-        stage = self.cam_stage if self.cam_stage is not None else self.config.cam.target_stage
+    def _target_layers(self, stage: str | None = None) -> list[nn.Module]:
+        """The classifier stages named by `stage` (attribute paths joined by ``+``).
+
+        Default: the stage in use, :attr:`cam_stage`, else ``cam.target_stage``.
+        """
+        if stage is None:
+            stage = self.cam_stage if self.cam_stage is not None else self.config.cam.target_stage
         if stage == "auto":
             raise ArtsegInputError("cam.target_stage 'auto' is chosen at fit time: call fit() or load() first")
         layers = []
@@ -656,16 +662,18 @@ class ArtifactSegmenter:
         if not val_images:
             raise ArtsegInputError("no validation images to choose the cut-off on; set postprocess.cutoff, "
                                    "postprocess.min_object_size and postprocess.gate_threshold or add val images")
-        maps, probabilities = [], []
-        for image in tqdm(val_images, desc="calibrating", unit="image", disable=not progress, leave=False):
-            maps.append(self._probability_map(image))
-            probabilities.append(self.classifier_probability(image) if self.config.mode == "weak" else 1.0)
         if self.config.mode != "weak":
             gates = [0.0]
         elif choose_gate:
             gates = sorted(set(float(g) for g in post.gate_grid))
         else:
             gates = [float(post.gate_threshold)]
+        maps, probabilities = [], []
+        for image in tqdm(val_images, desc="calibrating", unit="image", disable=not progress, leave=False):
+            probability = self.classifier_probability(image) if self.config.mode == "weak" else 1.0
+            probabilities.append(probability)
+            # an image below every candidate gate is zeroed anyway: skip its U-Net pass
+            maps.append(self._probability_map(image) if probability >= gates[0] else np.zeros(image.shape, np.float32))
         cutoffs = [post.cutoff] if post.cutoff is not None else post.cutoff_grid
         sizes = [post.min_object_size] if post.min_object_size is not None else post.min_object_size_grid
         best, tried = None, set()

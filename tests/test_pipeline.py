@@ -208,8 +208,7 @@ def test_score_cam_of_several_stages_is_their_mean(weak_segmenter):
     segmenter = copy.deepcopy(weak_segmenter)
     maps = {}
     for stage in ("layer3", "layer4", "layer3+last_stage"):
-        segmenter.cam_stage = stage
-        maps[stage] = segmenter._score_cam(inputs, progress=False)[0]
+        maps[stage] = segmenter._score_cam(inputs, progress=False, stage=stage)[0]
     assert maps["layer3"].shape == maps["layer4"].shape == inputs.shape[-2:]
     np.testing.assert_allclose(maps["layer3+last_stage"], (maps["layer3"] + maps["layer4"]) / 2, atol=1e-6)
     segmenter.cam_stage = "layer3+nope"
@@ -220,9 +219,9 @@ def test_score_cam_of_several_stages_is_their_mean(weak_segmenter):
 def _stage_dependent_score_cam(segmenter):
     """Fake Score-CAM: "layer3" finds the dark discs, any other stage a fixed corner blob."""
 
-    def fake(inputs, progress):
+    def fake(inputs, progress, stage=None):
         x = inputs[:, 0].numpy()
-        if segmenter.cam_stage == "layer3":
+        if (stage or segmenter.cam_stage) == "layer3":
             return (x < 0.35).astype(np.float32)
         corner = np.zeros(x.shape, np.float32)
         corner[:, :16, :16] = 1.0
