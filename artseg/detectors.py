@@ -360,12 +360,9 @@ class ScoreCamUNetDetector(Detector):
         self.shared.ensure_fitted(manifest, seed=seed, progress=progress)
 
     def _predict(self, image):
+        # predict() applies the segmenter's gate: below it the probability map is all zeros
         prediction = self.shared.require_fitted(self.name).predict(image)
-        gate = self.shared.require_fitted(self.name).gate_threshold
-        probability = np.asarray(prediction.probability, dtype=np.float32)
-        if prediction.p_artifact < gate:
-            probability = np.zeros_like(probability)
-        return probability, float(prediction.p_artifact)
+        return np.asarray(prediction.probability, dtype=np.float32), float(prediction.p_artifact)
 
     def _save(self, folder):
         where = self.shared.save(folder / SEGMENTER_FOLDER)
