@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             segmenter = defaults.train_or_load(
                 default_root / "manifest.csv",
                 defaults.models_dir() / f"artseg_cho_m4r_fast_seed{args.seed}", seed=args.seed,
-                progress=not args.quiet)
+                overrides=defaults.ANALYSIS_ARTIFACT_OVERRIDES, progress=not args.quiet)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
     cell_segmenter, cell_scores = None, None

@@ -55,8 +55,9 @@ TRAINING_FIELDS = {"train": 24, "val": 8}
 # F1 on 256 x 256 fields was 0.71 after 8 epochs and 0.88 after 25, still improving.
 NUCLEI_MODEL_OVERRIDES = {**defaults.PIXEL_MODEL_OVERRIDES, "unet_train": {"epochs": 25, "plateau_patience": 5}}
 # The artifact model sees only the 32 training fields above: its classifier keeps the 40 epochs
-# that the `fast` config had before it moved to more fields and fewer epochs.
-ARTIFACT_MODEL_OVERRIDES = {"classifier_train": {"epochs": 40}}
+# that the `fast` config had before it moved to more fields and fewer epochs. Its Score-CAM is
+# the analyses' (defaults.ANALYSIS_ARTIFACT_OVERRIDES).
+ARTIFACT_MODEL_OVERRIDES = {**defaults.ANALYSIS_ARTIFACT_OVERRIDES, "classifier_train": {"epochs": 40}}
 SUMMARY_COLUMNS = ["region", "pixel_f1", "object_f1", "mean_area", "mean_solidity", "n_images", "n_nuclei"]
 
 

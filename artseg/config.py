@@ -27,6 +27,9 @@ MODES = ("weak", "strong")
 PRECISIONS = ("auto", "bf16", "fp32")
 PSEUDO_METHODS = ("fixed", "otsu", "percentile")
 REFINEMENTS = ("none", "superpixels")
+# cam.flips: which mirror images of the input Score-CAM also explains; their maps, mirrored
+# back, are averaged with the plain one (test-time augmentation of the map)
+CAM_FLIPS = {"none": ((),), "horizontal": ((), (-1,)), "all": ((), (-1,), (-2,), (-2, -1))}
 UNET_LOSSES = ("bce", "mil")
 CALIBRATION_SOURCES = ("masks", "pseudo")
 
@@ -71,7 +74,10 @@ class CamConfig:
     its probabilities on the clean training images, so "confident" means more artifact-like
     than almost any pixel of a clean image, whatever the U-Net's calibration) inside the CAM
     region dilated by ``self_training_dilation``; with ``self_training_fallback`` an artifact
-    image without any confident pixel keeps its previous labels.
+    image without any confident pixel keeps its previous labels. ``flips`` averages the map
+    with the maps of the mirrored input (``"horizontal"``: left-right, ``"all"``: the four
+    flips), mirrored back: a stride-8/16 map's grid then falls differently on the object,
+    and the average is smoother and more complete (session 7, benchmarks/RESULTS.md).
     """
 
     target_stage: str = "last_stage"
@@ -80,6 +86,7 @@ class CamConfig:
     stage_candidates: list[str] = field(default_factory=lambda: ["last_stage", "layer3"])
     batch_size: int = 64
     top_k: int | None = None
+    flips: str = "none"
     pseudo_cutoff: float = 0.05
     precision: str = "auto"
     # Issue 4 (artseg.weak): the paper's recipe is baseline=None, pseudo_method="fixed",
@@ -306,6 +313,8 @@ def _weak_problems(config: SegmenterConfig) -> list[str]:
         problems.append(f"cam.pseudo_method must be one of {PSEUDO_METHODS}, got {cam.pseudo_method!r}")
     if not 0.0 <= cam.pseudo_percentile <= 100.0:
         problems.append(f"cam.pseudo_percentile must be in [0, 100], got {cam.pseudo_percentile}")
+    if cam.flips not in CAM_FLIPS:
+        problems.append(f"cam.flips must be one of {tuple(CAM_FLIPS)}, got {cam.flips!r}")
     if cam.refine not in REFINEMENTS:
         problems.append(f"cam.refine must be one of {REFINEMENTS}, got {cam.refine!r}")
     if cam.superpixel_segments < 2 or not 0.0 < cam.refine_min_fraction <= 1.0:

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from artseg import io as artseg_io
-from artseg.config import SegmenterConfig, config_from_dict, config_to_dict, load_config
+from artseg.config import CAM_FLIPS, SegmenterConfig, config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
 from artseg.losses import partial_mil_loss
 from artseg.metrics import pixel_scores
@@ -582,7 +582,8 @@ class ArtifactSegmenter:
     def _score_cam(self, classifier_inputs: torch.Tensor, progress: bool, stage: str | None = None) -> np.ndarray:
         """Score-CAM maps at the classifier's input size; several stages (``"a+b"``) are averaged.
 
-        ``stage`` defaults to the segmenter's own (:attr:`cam_stage`).
+        ``stage`` defaults to the segmenter's own (:attr:`cam_stage`). With ``cam.flips`` the
+        maps of the mirrored inputs, mirrored back, join the average.
         """
         from artseg.cam import score_cam
 
@@ -590,16 +591,18 @@ class ArtifactSegmenter:
         if len(classifier_inputs) == 0:
             size = self.config.input.classifier_size
             return np.zeros((0, size, size), np.float32)
-        maps = [
-            score_cam(
-                self.classifier, classifier_inputs.to(self.device), target_layer=layer,
-                class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline,
-                precision=cam.precision, progress=progress,
-            )
-            for layer in self._target_layers(stage)
-        ]
-        # Every stage's map is min-max normalised to [0, 1] per image, so their mean is too; a
-        # deep stage says which object, a shallower one (stride 16) where its edges are.
+        inputs = classifier_inputs.to(self.device)
+        maps = []
+        for layer in self._target_layers(stage):
+            for dims in CAM_FLIPS[cam.flips]:
+                explained = score_cam(
+                    self.classifier, inputs.flip(dims) if dims else inputs, target_layer=layer,
+                    class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k, baseline=cam.baseline,
+                    precision=cam.precision, progress=progress,
+                )
+                maps.append(np.flip(explained, axis=dims) if dims else explained)
+        # Every map is min-max normalised to [0, 1] per image, so their mean is too; a deep
+        # stage says which object, a shallower one (stride 16) where its edges are.
         return maps[0] if len(maps) == 1 else np.mean(maps, axis=0).astype(np.float32)
 
     def _choose_cam_stage(self, classifier_inputs, working, labels, masks, val_rows, progress) -> dict[int, np.ndarray]:

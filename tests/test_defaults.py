@@ -126,3 +126,19 @@ def test_held_out_scores_pool_the_test_rows_only(tmp_path):
     assert scores["f1"] == pytest.approx(2 * 64 / (2 * 64 + 7 + 8))
     with pytest.raises(ArtsegInputError, match="no 'val' rows"):
         defaults.held_out_scores(_ThresholdModel(5.0), manifest, split="val")
+
+
+def test_analyses_artifact_model_is_fast_with_plain_score_cam_maps():
+    from analysis import nuclei_impact
+    from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
+
+    fast = config_to_dict(load_config("fast"))
+    pinned = config_to_dict(config_from_dict(merge_overrides(fast, defaults.ANALYSIS_ARTIFACT_OVERRIDES,
+                                                             source="test")))
+    assert pinned["cam"]["flips"] == "none" and pinned["cam"]["stage_candidates"] == ["last_stage", "layer3"]
+    assert fast["cam"]["flips"] == "horizontal"  # fast itself keeps the session-7 recipe
+    # everything else is fast's
+    assert {k: v for k, v in pinned.items() if k != "cam"} == {k: v for k, v in fast.items() if k != "cam"}
+    assert {k: v for k, v in pinned["cam"].items() if k not in ("flips", "stage_candidates")} == {
+        k: v for k, v in fast["cam"].items() if k not in ("flips", "stage_candidates")}
+    assert nuclei_impact.ARTIFACT_MODEL_OVERRIDES["cam"] == defaults.ANALYSIS_ARTIFACT_OVERRIDES["cam"]

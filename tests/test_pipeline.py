@@ -216,6 +216,29 @@ def test_score_cam_of_several_stages_is_their_mean(weak_segmenter):
         segmenter._score_cam(inputs, progress=False)
 
 
+def test_score_cam_flips_average_the_maps_of_mirrored_inputs_mirrored_back(weak_segmenter):
+    image = normalize(toy_images(n=2, seed=9)[0][1], weak_segmenter.config)
+    inputs = weak_segmenter._classifier_inputs([image])
+    plain = copy.deepcopy(weak_segmenter)
+    plain.config.cam.flips = "none"
+    maps = {flip: plain._score_cam(inputs.flip(dims) if dims else inputs, progress=False)[0]
+            for flip, dims in (("none", ()), ("h", (-1,)), ("v", (-2,)), ("hv", (-2, -1)))}
+    unmirrored = [maps["none"], maps["h"][:, ::-1], maps["v"][::-1], maps["hv"][::-1, ::-1]]
+    assert not np.allclose(unmirrored[0], unmirrored[1], atol=1e-3)  # the flip changes the map
+    mirrored = copy.deepcopy(weak_segmenter)
+    mirrored.config.cam.flips = "horizontal"
+    np.testing.assert_allclose(mirrored._score_cam(inputs, progress=False)[0],
+                               (unmirrored[0] + unmirrored[1]) / 2, atol=1e-6)
+    mirrored.config.cam.flips = "all"
+    np.testing.assert_allclose(mirrored._score_cam(inputs, progress=False)[0], np.mean(unmirrored, axis=0),
+                               atol=1e-6)
+    # the average of a map and its mirror image is itself mirror-symmetric in the mirrored input
+    flipped_input = mirrored._score_cam(inputs.flip(-1), progress=False)[0]
+    np.testing.assert_allclose(flipped_input[:, ::-1], mirrored._score_cam(inputs, progress=False)[0], atol=1e-6)
+    with pytest.raises(ArtsegInputError, match="cam.flips"):
+        tiny_config(cam={"flips": "diagonal"})
+
+
 def _stage_dependent_score_cam(segmenter):
     """Fake Score-CAM: "layer3" finds the dark discs, any other stage a fixed corner blob."""
 
@@ -325,12 +348,15 @@ def test_builtin_configs_carry_the_paper_numbers_and_the_fast_ones():
     assert paper.cam.pseudo_cutoff == 0.05 and paper.postprocess.gate_threshold == 0.5
     assert fast.classifier["depth"] == 18 and fast.unet["width"] == 16 and fast.unet["levels"] == 4
     assert fast.cam.pseudo_cutoff == paper.cam.pseudo_cutoff and fast.mode == "weak"
-    # issue 4: the improved recipe (gate and Score-CAM stage chosen on validation data) in fast and
-    # paper_plus; paper keeps its fixed 0.5 gate and last stage
+    # issue 4: the improved recipe (gate and Score-CAM stage chosen on validation data, maps
+    # averaged with the mirrored field's) in fast and paper_plus; paper keeps its fixed 0.5 gate,
+    # last stage and plain maps
     plus = load_config("paper_plus")
     assert paper.cam.target_stage == "last_stage" and paper.postprocess.gate_threshold == 0.5
+    assert paper.cam.flips == "none"
     for improved in (fast, plus):
         assert improved.cam.target_stage == "auto" and improved.postprocess.gate_threshold is None
+        assert improved.cam.flips == "horizontal" and "layer2" in improved.cam.stage_candidates
     assert plus.classifier == paper.classifier and plus.unet_train == paper.unet_train
 
 
