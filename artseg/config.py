@@ -76,8 +76,9 @@ class CamConfig:
     region dilated by ``self_training_dilation``; with ``self_training_fallback`` an artifact
     image without any confident pixel keeps its previous labels. ``flips`` averages the map
     with the maps of the mirrored input (``"horizontal"``: left-right, ``"all"``: the four
-    flips), mirrored back: a stride-8/16 map's grid then falls differently on the object,
-    and the average is smoother and more complete (session 7, benchmarks/RESULTS.md).
+    flips), mirrored back: the classifier is not mirror-equivariant, so the maps disagree
+    where each is unsure, and their average gave more accurate pseudo-masks (session 7,
+    benchmarks/RESULTS.md).
     """
 
     target_stage: str = "last_stage"

@@ -126,7 +126,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = load_config(args.config)
+    if args.weak_from and args.classifier_from:
+        parser.error("--weak-from scores a saved model as it is: it takes no --classifier-from")
+    # a saved model is scored with the settings it was trained with, whatever --config says
+    saved = ArtifactSegmenter.load(args.weak_from) if args.weak_from else None
+    config = saved.config if saved is not None else load_config(args.config)
     config.seed = args.seed
     manifest_path = cached_dataset(args.preset, n_images=args.n_images, seed=args.seed, size=args.size,
                                    progress=False)
@@ -148,7 +152,7 @@ def main() -> None:
         stage("fitting the ScoreCAM-U-Net", clock)
         started = time.perf_counter()
         if args.weak_from:
-            weak = ArtifactSegmenter.load(args.weak_from)  # its summary is the one saved at fit time
+            weak = saved  # its summary is the one saved at fit time
             results["weak_from"] = str(args.weak_from)
         else:
             classifier = ArtifactSegmenter.load(args.classifier_from).classifier if args.classifier_from else None
