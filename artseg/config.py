@@ -78,7 +78,10 @@ class CamConfig:
     with the maps of the mirrored input (``"horizontal"``: left-right, ``"all"``: the four
     flips), mirrored back: the classifier is not mirror-equivariant, so the maps disagree
     where each is unsure, and their average gave more accurate pseudo-masks (session 7,
-    benchmarks/RESULTS.md).
+    benchmarks/RESULTS.md). ``min_image_probability`` > 0 leaves the artifact-labelled
+    images the classifier scores below it out of the U-Net's training: their pseudo-masks
+    are the least accurate, yet leaving them out cost IoU on both presets measured (session
+    8), so it stays 0 in every built-in config.
     """
 
     target_stage: str = "last_stage"
@@ -111,6 +114,9 @@ class CamConfig:
     # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
     # positive when mil_positive_core), plus a top-k multiple-instance term per image
     # (artseg.losses.partial_mil_loss).
+    # artifact-labelled images the classifier scores below this are left out of the U-Net's
+    # training (their Score-CAM maps explain an artifact the classifier does not see)
+    min_image_probability: float = 0.0
     unet_loss: str = "bce"
     mil_top_fraction: float = 0.02
     mil_min_pixels: int = 16
@@ -329,6 +335,8 @@ def _weak_problems(config: SegmenterConfig) -> list[str]:
         problems.append(f"cam.self_training_confidence must be in [0, 1], got {confidence}")
     if not 0.0 < cam.self_training_clean_quantile <= 1.0:
         problems.append(f"cam.self_training_clean_quantile must be in (0, 1], got {cam.self_training_clean_quantile}")
+    if not 0.0 <= cam.min_image_probability < 1.0:
+        problems.append(f"cam.min_image_probability must be in [0, 1), got {cam.min_image_probability}")
     if cam.unet_loss not in UNET_LOSSES:
         problems.append(f"cam.unet_loss must be one of {UNET_LOSSES}, got {cam.unet_loss!r}")
     if not 0.0 < cam.mil_top_fraction <= 1.0 or cam.mil_min_pixels < 1 or cam.mil_weight < 0:

@@ -455,8 +455,13 @@ class ArtifactSegmenter:
             targets = [resize_mask(mask, w.shape) for mask, w in zip(masks, working)]
 
         started = time.perf_counter()
-        train_px, train_py = self._unet_patches(working, targets, train_rows)
-        val_px, val_py = self._unet_patches(working, targets, val_rows)
+        unet_train_rows, unet_val_rows = train_rows, val_rows
+        if cfg.mode == "weak" and cfg.cam.min_image_probability > 0:
+            unsure = self._unsure_artifact_rows(classifier_inputs, labels, used_rows)
+            unet_train_rows = np.setdiff1d(train_rows, unsure)
+            unet_val_rows = np.setdiff1d(val_rows, unsure)
+        train_px, train_py = self._unet_patches(working, targets, unet_train_rows)
+        val_px, val_py = self._unet_patches(working, targets, unet_val_rows)
         self.unet = self._seeded_network(cfg.unet, cfg.seed + 1)
         self._train(self.unet, train_px, train_py, val_px, val_py, cfg.unet_train, cfg.seed + 1,
                     log_dir, "unet", progress, compute_loss=self._unet_loss())
@@ -521,6 +526,21 @@ class ArtifactSegmenter:
         self.summary["self_training_mask_fraction"] = float(np.mean(
             [targets[row].mean() for row in np.concatenate([train_rows, val_rows]) if labels[row] == 1] or [0.0]))
         return targets
+
+    def _unsure_artifact_rows(self, classifier_inputs: torch.Tensor, labels: np.ndarray,
+                              rows: np.ndarray) -> np.ndarray:
+        """Artifact-labelled rows the classifier scores below ``cam.min_image_probability``.
+
+        Score-CAM explains the classifier's artifact score; where the classifier does not see
+        the artifact, the map (normalised to [0, 1] whatever its scale) points at something
+        else, and its pseudo-mask would teach the U-Net the wrong pixels. Those images are
+        left out of the U-Net's training and validation patches (clean images never are).
+        """
+        candidates = rows[labels[rows] == 1]
+        probabilities = self._classifier_probabilities(classifier_inputs[candidates])
+        unsure = candidates[probabilities < self.config.cam.min_image_probability]
+        self.summary["unsure_artifact_images_left_out"] = int(len(unsure))
+        return unsure
 
     def _unet_loss(self):
         """The U-Net's ``compute_loss``: None (BCE) unless weak mode asks for ``cam.unet_loss="mil"``."""
@@ -727,15 +747,23 @@ class ArtifactSegmenter:
         """Classifier probability that a normalised image contains an artifact."""
         if self.classifier is None:
             raise ArtsegInputError("no classifier: strong-mode segmenters have none, or fit() was not called")
-        x = self._classifier_inputs([normalized_image]).to(self.device)
+        return float(self._classifier_probabilities(self._classifier_inputs([normalized_image]))[0])
+
+    def _classifier_probabilities(self, classifier_inputs: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+        """Artifact probabilities of a batch of classifier inputs (``(N, 1, S, S)``)."""
         precision = resolve_precision(self.config.classifier_train.precision, self.device.type)
+        memory_format = memory_format_for(precision, self.device.type)
         self.classifier.eval()
+        probabilities = []
         with torch.no_grad(), autocast_context(precision, self.device.type):
-            logits = self.classifier(x.contiguous(memory_format=memory_format_for(precision, self.device.type)))
-        logits = logits.float()
-        if logits.shape[1] == 1:
-            return float(torch.sigmoid(logits)[0, 0])
-        return float(torch.softmax(logits, dim=1)[0, 1])
+            for start in range(0, len(classifier_inputs), batch_size):
+                x = classifier_inputs[start:start + batch_size].to(self.device).contiguous(memory_format=memory_format)
+                logits = self.classifier(x).float()
+                probabilities.append(torch.sigmoid(logits)[:, 0] if logits.shape[1] == 1
+                                     else torch.softmax(logits, dim=1)[:, 1])
+        if not probabilities:
+            return np.zeros(0, np.float32)
+        return torch.cat(probabilities).cpu().numpy()
 
     def _probability_map(self, normalized_image: np.ndarray) -> np.ndarray:
         working = self._to_unet_scale(normalized_image)

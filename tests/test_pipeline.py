@@ -399,3 +399,44 @@ def test_bad_config_files_are_reported(tmp_path, text, message):
 def test_missing_config_file_is_reported(tmp_path):
     with pytest.raises(ArtsegInputError, match="no such configuration file"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_classifier_probabilities_of_a_batch_match_one_image_at_a_time(weak_segmenter):
+    images = [normalize(image, weak_segmenter.config) for image in toy_images(n=5, seed=9)[0]]
+    batched = weak_segmenter._classifier_probabilities(weak_segmenter._classifier_inputs(images), batch_size=2)
+    single = [weak_segmenter.classifier_probability(image) for image in images]
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+    assert batched.shape == (5,) and np.all((0.0 <= batched) & (batched <= 1.0))
+
+
+def test_artifact_images_the_classifier_does_not_see_are_left_out_of_unet_training(monkeypatch):
+    images, labels, masks = toy_images(n=16, seed=4)
+    config = tiny_config(cam={"min_image_probability": 0.5}, classifier_train={"epochs": 1}, unet_train={"epochs": 1})
+    normalized = [normalize(image, config) for image in images]
+    splits = np.array(["val"] * 4 + ["train"] * 12)
+    # the classifier "sees" the artifact in rows 1, 3, 7, 11, 15 only; clean rows score 0.9
+    probabilities = np.where(labels == 1, 0.1, 0.9)
+    probabilities[[1, 3, 7, 11, 15]] = 0.8
+    segmenter = ArtifactSegmenter(config)
+    patch_rows = []
+    all_inputs = segmenter._classifier_inputs(normalized)
+    by_pixels = {all_inputs[row].numpy().tobytes(): p for row, p in enumerate(probabilities)}
+
+    def fake_probabilities(inputs, batch_size=32):
+        return np.array([by_pixels[x.numpy().tobytes()] for x in inputs])
+
+    monkeypatch.setattr(segmenter, "_classifier_probabilities", fake_probabilities)
+    original_patches = segmenter._unet_patches
+
+    def recording_patches(working, targets, rows):
+        patch_rows.append(list(rows))
+        return original_patches(working, targets, rows)
+
+    monkeypatch.setattr(segmenter, "_unet_patches", recording_patches)
+    segmenter.fit_arrays(normalized, labels, masks=masks, splits=splits, progress=False)
+    used = set(patch_rows[0]) | set(patch_rows[1])
+    unsure = {row for row in range(16) if labels[row] == 1 and probabilities[row] < 0.5}
+    assert used == set(range(16)) - unsure
+    assert segmenter.summary["unsure_artifact_images_left_out"] == len(unsure) == 3
+    with pytest.raises(ArtsegInputError, match="min_image_probability"):
+        tiny_config(cam={"min_image_probability": 1.0})
