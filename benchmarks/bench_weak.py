@@ -165,7 +165,7 @@ def main() -> None:
         results["weak_summary_seconds"] = weak.summary.get("seconds")
         results["weak_labels"] = {key: round(float(weak.summary[key]), 4) for key in
                                   ("pseudo_mask_fraction", "self_training_confidence", "self_training_mask_fraction",
-                                   "self_training_fallback_images")
+                                   "self_training_fallback_images", "unsure_artifact_images_left_out")
                                   if key in weak.summary}
 
         results["gate"] = weak.gate_threshold
