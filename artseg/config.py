@@ -110,13 +110,13 @@ class CamConfig:
     # becoming all-negative (the round has nothing to teach there)
     self_training_fallback: bool = False
     self_training_dilation: int = 8
+    # artifact-labelled images the classifier scores below this are left out of the U-Net's
+    # training (their Score-CAM maps explain an artifact the classifier does not see)
+    min_image_probability: float = 0.0
     # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
     # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
     # positive when mil_positive_core), plus a top-k multiple-instance term per image
     # (artseg.losses.partial_mil_loss).
-    # artifact-labelled images the classifier scores below this are left out of the U-Net's
-    # training (their Score-CAM maps explain an artifact the classifier does not see)
-    min_image_probability: float = 0.0
     unet_loss: str = "bce"
     mil_top_fraction: float = 0.02
     mil_min_pixels: int = 16
