@@ -22,6 +22,7 @@ OUT_OF_RANGE_LOG = 1.0
 SUMMARY_COLUMNS = [
     "mode", "n_experiments", "n_fitted", "mean_abs_delta_log_ic50_vs_manual", "mean_r_squared",
     "pearson_r_vs_manual", "pearson_r_ci_low", "pearson_r_ci_high", "mean_abs_error_vs_truth",
+    "n_common", "mean_abs_delta_log_ic50_vs_manual_common",
 ]
 
 
@@ -110,12 +111,17 @@ def summarize(wells: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         Columns of ``SUMMARY_COLUMNS``. ``pearson_r_vs_manual`` correlates the wells' specific
         signal with the same wells under manual removal (95 % CI from Fisher's z); it is NaN
-        when no manual masks were given.
+        when no manual masks were given. ``mean_abs_delta_log_ic50_vs_manual`` averages each
+        mode's own fitted experiments, so a mode whose hardest experiments fail to fit looks
+        better than it is; ``..._common`` averages only the ``n_common`` experiments fitted in
+        every mode, the like-for-like comparison.
     """
     has_manual = (wells["mode"] == "manual").any()
     manual = None
     if has_manual:
         manual = wells[wells["mode"] == "manual"].set_index(["experiment", "well"])["specific"]
+    fitted_in_every_mode = fits.groupby("experiment")["success"].all()
+    common = set(fitted_in_every_mode.index[fitted_in_every_mode])
     rows = []
     for mode in fits["mode"].drop_duplicates():
         mode_fits = fits[fits["mode"] == mode]
@@ -136,6 +142,9 @@ def summarize(wells: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
             "pearson_r_ci_low": lo,
             "pearson_r_ci_high": hi,
             "mean_abs_error_vs_truth": _mean(ok["abs_error_vs_truth"]),
+            "n_common": int(len(common)),
+            "mean_abs_delta_log_ic50_vs_manual_common": _mean(
+                ok.loc[ok["experiment"].isin(common), "abs_delta_vs_manual"]),
         })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 

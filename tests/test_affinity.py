@@ -87,3 +87,22 @@ def test_log_ic50_far_outside_the_tested_range_is_not_a_success(monkeypatch):
     fits = fit_experiments(_wells({"e1": -8.0}))
     assert not fits["success"].any()
     assert fits["message"].str.contains("outside the tested range").all()
+
+
+def test_common_delta_compares_modes_on_the_experiments_every_mode_fitted():
+    truth = {"e1": -8.0, "e2": -7.5, "e3": -9.0}
+    wells = _wells(truth, bias_none=0.5, seed=2)
+    fits = fit_experiments(wells, truth)
+    # the "none" fit of e3 fails: its own mean leaves e3 out, the common mean leaves it out everywhere
+    failed = (fits["mode"] == "none") & (fits["experiment"] == "e3")
+    fits.loc[failed, "success"] = False
+    summary = summarize(wells, fits).set_index("mode")
+    assert (summary["n_common"] == 2).all()
+    model = fits[(fits["mode"] == "model") & fits["success"]].set_index("experiment")["abs_delta_vs_manual"]
+    assert summary.loc["model", "mean_abs_delta_log_ic50_vs_manual"] == pytest.approx(model.mean())
+    assert summary.loc["model", "mean_abs_delta_log_ic50_vs_manual_common"] == pytest.approx(
+        model.loc[["e1", "e2"]].mean())
+    none = fits[(fits["mode"] == "none") & fits["success"]].set_index("experiment")["abs_delta_vs_manual"]
+    assert summary.loc["none", "mean_abs_delta_log_ic50_vs_manual"] == pytest.approx(none.mean())
+    assert summary.loc["none", "mean_abs_delta_log_ic50_vs_manual_common"] == pytest.approx(none.mean())
+    assert summary.loc["manual", "mean_abs_delta_log_ic50_vs_manual_common"] == 0.0
