@@ -112,8 +112,8 @@ def summarize(wells: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
         Columns of ``SUMMARY_COLUMNS``. ``pearson_r_vs_manual`` correlates the wells' specific
         signal with the same wells under manual removal (95 % CI from Fisher's z); it is NaN
         when no manual masks were given. ``mean_abs_delta_log_ic50_vs_manual`` averages each
-        mode's own fitted experiments, so a mode whose hardest experiments fail to fit looks
-        better than it is; ``..._common`` averages only the ``n_common`` experiments fitted in
+        mode's own fitted experiments, so a mode some of whose experiments fail to fit is
+        compared on fewer, possibly easier, experiments; ``..._common`` averages only the ``n_common`` experiments fitted in
         every mode, the like-for-like comparison.
     """
     has_manual = (wells["mode"] == "manual").any()

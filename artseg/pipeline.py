@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from artseg import io as artseg_io
+from artseg.cam._probability import class_probability, resolve_activation
 from artseg.config import CAM_FLIPS, SegmenterConfig, config_from_dict, config_to_dict, load_config
 from artseg.errors import ArtsegInputError
 from artseg.losses import partial_mil_loss
@@ -760,9 +761,9 @@ class ArtifactSegmenter:
         with torch.no_grad(), autocast_context(precision, self.device.type):
             for start in range(0, len(classifier_inputs), batch_size):
                 x = classifier_inputs[start:start + batch_size].to(self.device).contiguous(memory_format=memory_format)
-                logits = self.classifier(x).float()
-                probabilities.append(torch.sigmoid(logits)[:, 0] if logits.shape[1] == 1
-                                     else torch.softmax(logits, dim=1)[:, 1])
+                logits = self.classifier(x)
+                artifact = torch.ones(len(logits), dtype=torch.long, device=logits.device)
+                probabilities.append(class_probability(logits, artifact, resolve_activation("auto", logits.shape[1])))
         if not probabilities:
             return np.zeros(0, np.float32)
         return torch.cat(probabilities).cpu().numpy()
