@@ -3,7 +3,8 @@
 Adam (lr 0.002), binary cross-entropy on logits, learning rate ÷10 after ``plateau_patience``
 epochs without validation improvement, a fixed number of epochs, the best-validation weights
 kept, optional early stopping, flips / 90° rotations / intensity jitter, seeded, with a tqdm
-bar and a per-epoch CSV log. bf16 autocast (+ channels_last) where the hardware has it.
+bar and a per-epoch CSV log. Precision and activation layout come from :mod:`artseg.hardware`
+(bf16 autocast + channels_last where the hardware has native bf16, fp32 + contiguous elsewhere).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from artseg.augment import augment_batch
 from artseg.errors import ArtsegInputError
+from artseg.hardware import cpu_has_fast_bf16, memory_format_for, resolve_precision  # noqa: F401  (re-exported)
 
 LossFn = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
@@ -59,56 +61,11 @@ class TrainResult:
     precision: str = "fp32"
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
-    cpu = torch.cpu
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return torch.backends.mkldnn.is_available() and any(
-        getattr(cpu, name, lambda: False)() for name in checks
-    )
-
-
-def resolve_precision(precision: str = "auto", device_type: str = "cpu") -> str:
-    """Return the concrete precision, ``"bf16"`` or ``"fp32"``.
-
-    Parameters
-    ----------
-    precision : {"auto", "bf16", "fp32"}
-        ``"auto"`` picks bf16 on CUDA devices that support it and on CPUs with native bf16
-        instructions (see :func:`cpu_has_fast_bf16`), fp32 otherwise.
-    device_type : str
-        ``"cpu"`` or ``"cuda"``.
-
-    Notes
-    -----
-    The choice is backed by ``benchmarks/bench_unet.py`` (results in ``benchmarks/RESULTS.md``).
-    """
-    if precision in ("bf16", "fp32"):
-        return precision
-    if precision != "auto":
-        raise ArtsegInputError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    if device_type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
 def autocast_context(precision: str, device_type: str = "cpu") -> contextlib.AbstractContextManager:
     """Return a bf16 autocast context for ``precision == "bf16"``, else a no-op context."""
     if resolve_precision(precision, device_type) == "bf16":
         return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def memory_format_for(precision: str, device_type: str = "cpu") -> torch.memory_format:
-    """Activation layout for a precision and device: channels_last except fp32 on CUDA.
-
-    oneDNN convolutions on the CPU run faster in channels_last in both precisions (1.0-1.8×
-    in fp32, 1.1-2.3× on top of bf16; ``benchmarks/bench_unet.py``), as do tensor-core
-    convolutions in bf16.
-    """
-    if device_type == "cuda" and resolve_precision(precision, device_type) == "fp32":
-        return torch.contiguous_format
-    return torch.channels_last
 
 
 def bce_with_logits_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from artseg.nets import build_network
-from artseg.train import cpu_has_fast_bf16
+from artseg.hardware import cpu_has_fast_bf16
 
 CASES = {
     # name: (label, spec, batch, size)

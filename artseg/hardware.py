@@ -1,0 +1,129 @@
+"""Which compute path this machine takes: precision, activation layout, threads.
+
+One place decides, from what the CPU (or GPU) offers, how every network in ArtSeg runs:
+
+- **precision**: bf16 autocast where the hardware has native bf16 matrix instructions and
+  PyTorch is allowed to use them (AVX-512 BF16 or AMX on x86-64, a bf16-capable CUDA device);
+  fp32 everywhere else (AVX2-only x86-64, aarch64, ...).
+- **layout**: channels_last only with bf16; fp32 keeps the default (contiguous) layout. On an
+  AVX2-only CPU, oneDNN's fp32 convolution backward-weights in channels_last corrupts the heap
+  (``munmap_chunk(): invalid pointer`` in ``dnnl_primitive::~dnnl_primitive``, issue 17), and
+  the contiguous layout is as fast or faster there (``benchmarks/bench_unet.py``,
+  ``benchmarks/RESULTS.md``: "Compute path").
+
+``ATEN_CPU_CAPABILITY=avx2`` (with ``ONEDNN_MAX_CPU_ISA=AVX2``) makes a bigger CPU take the
+AVX2 path in full, precision included, so that path can be exercised on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 kernels are native
+_ONEDNN_BF16_ISAS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                     "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
+                     "AVX10_2_512_AMX_2")
+
+
+def cpu_capability() -> str:
+    """The vector instruction set ATen dispatches to (``torch.backends.cpu.get_cpu_capability()``).
+
+    ``"AVX512"``, ``"AVX2"``, ``"DEFAULT"`` (e.g. aarch64 without SVE), ... It honours
+    ``ATEN_CPU_CAPABILITY``.
+    """
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether networks on this CPU should run in bf16 autocast.
+
+    True when the CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX), ATen
+    dispatches to AVX-512 kernels (not capped by ``ATEN_CPU_CAPABILITY``) and oneDNN is not
+    capped below its bf16 kernels (``ONEDNN_MAX_CPU_ISA``).
+    """
+    if not torch.backends.mkldnn.is_available() or cpu_capability() != "AVX512":
+        return False
+    onednn_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+    if onednn_cap not in _ONEDNN_BF16_ISAS:
+        return False
+    cpu = torch.cpu
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(precision: str = "auto", device_type: str = "cpu") -> str:
+    """Return the concrete precision, ``"bf16"`` or ``"fp32"``.
+
+    Parameters
+    ----------
+    precision : {"auto", "bf16", "fp32"}
+        ``"auto"`` picks bf16 on CUDA devices that support it and on CPUs where
+        :func:`cpu_has_fast_bf16` holds, fp32 otherwise.
+    device_type : str
+        ``"cpu"`` or ``"cuda"``.
+
+    Examples
+    --------
+    >>> resolve_precision("fp32")
+    'fp32'
+    """
+    from artseg.errors import ArtsegInputError
+
+    if precision in ("bf16", "fp32"):
+        return precision
+    if precision != "auto":
+        raise ArtsegInputError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def memory_format_for(precision: str, device_type: str = "cpu") -> torch.memory_format:
+    """Activation layout for a precision: channels_last with bf16, contiguous with fp32.
+
+    Examples
+    --------
+    >>> memory_format_for("fp32")
+    torch.contiguous_format
+    """
+    if resolve_precision(precision, device_type) == "bf16":
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def describe(precision: str = "auto") -> dict[str, str | int]:
+    """What this machine will run with: torch, CPU capability, precision, layout, threads.
+
+    Returns
+    -------
+    dict
+        ``torch``, ``machine``, ``cpu``, ``cpu_capability``, ``native_bf16``,
+        ``precision``, ``layout``, ``threads``.
+    """
+    resolved = resolve_precision(precision)
+    layout = "channels_last" if memory_format_for(resolved) == torch.channels_last else "contiguous"
+    return {
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu": cpu_model_name(),
+        "cpu_capability": cpu_capability(),
+        "native_bf16": str(cpu_has_fast_bf16()),
+        "precision": resolved,
+        "layout": layout,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.lower().startswith(("model name", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,88 @@
+"""The compute path per CPU (artseg.hardware), and the AVX2-only path exercised on every machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from artseg import hardware
+from artseg.cli import main
+from artseg.errors import ArtsegInputError
+
+REPO = Path(__file__).resolve().parents[1]
+# ATen and oneDNN both capped at AVX2: a bigger CPU then runs the kernels an AVX2-only CPU runs
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+# A weak-mode fit (classifier, Score-CAM, U-Net with BatchNorm) and a strong-mode fit of the
+# widths the tests use, with precision "auto": on an AVX2-only CPU this is fp32 training,
+# whose convolution backward-weights corrupted the heap in channels_last (issue 17).
+_FIT_ON_AVX2 = r"""
+import json, sys
+from pathlib import Path
+from artseg import hardware
+from artseg.config import config_from_dict, config_to_dict, merge_overrides
+from artseg.io import read_image, read_image_manifest
+from artseg.pipeline import ArtifactSegmenter
+from tests.test_detectors import make_tiny_dataset, tiny_config
+
+folder = Path(sys.argv[1])
+manifest = read_image_manifest(make_tiny_dataset(folder, n_images=16, size=64))
+settings = config_to_dict(tiny_config())
+auto = {"classifier_train": {"precision": "auto", "epochs": 2}, "unet_train": {"precision": "auto", "epochs": 2},
+        "cam": {"precision": "auto"}, "unet": {"batch_norm": True}}
+facts = {"describe": hardware.describe()}
+for mode in ("weak", "strong"):
+    config = config_from_dict(merge_overrides({**settings, "mode": mode}, auto, source="test"), source="test")
+    segmenter = ArtifactSegmenter(config).fit(manifest, progress=False)
+    mask = segmenter.predict_mask(read_image(manifest["image"].iloc[0]))
+    facts[mode] = {"mask_shape": list(mask.shape)}
+print(json.dumps(facts))
+"""
+
+
+def test_avx2_only_path_trains_every_network_kind(tmp_path):
+    env = {**os.environ, **AVX2_ONLY, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", _FIT_ON_AVX2, str(tmp_path)], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert facts["describe"]["cpu_capability"] == "AVX2"
+    assert facts["describe"]["precision"] == "fp32"
+    assert facts["describe"]["layout"] == "contiguous"
+    assert facts["weak"]["mask_shape"] == [64, 64] and facts["strong"]["mask_shape"] == [64, 64]
+
+
+def test_fp32_is_contiguous_and_bf16_channels_last():
+    assert hardware.memory_format_for("fp32") == torch.contiguous_format
+    assert hardware.memory_format_for("bf16") == torch.channels_last
+    assert hardware.memory_format_for("fp32", "cuda") == torch.contiguous_format
+
+
+def test_capped_capability_or_onednn_means_fp32(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX2")
+    assert not hardware.cpu_has_fast_bf16()
+    assert hardware.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX512")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not hardware.cpu_has_fast_bf16()
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "DEFAULT")  # e.g. aarch64
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert hardware.resolve_precision("auto") == "fp32"
+    assert hardware.resolve_precision("bf16") == "bf16"
+    with pytest.raises(ArtsegInputError, match="precision must be"):
+        hardware.resolve_precision("fp16")
+
+
+def test_info_prints_the_compute_path(capsys):
+    assert main(["info", "--precision", "fp32"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert lines["torch"] == torch.__version__
+    assert lines["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert lines["precision"] == "fp32" and lines["layout"] == "contiguous"
+    assert int(lines["threads"]) == torch.get_num_threads()
