@@ -2,8 +2,12 @@
 
 With no arguments, ``python -m analysis.ligand_affinity`` and ``python -m
 analysis.nuclei_impact`` run on deterministic synthetic data generated on first use into
-the git-ignored cache, with models trained once and cached next to it. Everything here is
-the same code path a user's own files take: a manifest on disk and a model folder.
+the git-ignored cache. Their models (seed 0) ship with the repository in ``data/weights/``,
+made by ``python -m analysis.ship_models`` (its recipe and held-out scores in each folder's
+``recipe.json``), so a first run only generates data and analyses it, and gives the same
+outcome on every CPU. Other seeds, and ``--retrain``, train the models from scratch and
+cache them. Everything here is the same code path a user's own files take: a manifest on
+disk and a model folder.
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ from artseg.synth import GENERATOR_VERSION, generate_dataset
 DEFAULT_TRAINING_IMAGES = 480
 # Beside a cached model: the generation record of the dataset it was trained on.
 _TRAINING_DATA_RECORD = "training_data.json"
+# The committed default models (python -m analysis.ship_models).
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "data" / "weights"
+# The default models train and run in fp32 on every CPU: bf16 (AVX-512 BF16, AMX) and fp32
+# (AVX2) training learn different models, and bf16 inference moves mask edges, so the embedded
+# defaults' numbers changed with the hardware (issue 17; benchmarks/RESULTS.md, "Compute path").
+CPU_INDEPENDENT_OVERRIDES = {
+    "classifier_train": {"precision": "fp32"},
+    "unet_train": {"precision": "fp32"},
+    "cam": {"precision": "fp32"},
+}
 # Cells and nuclei are large, regular, high-contrast targets whose outlines matter (membrane
 # signal, nuclear shape): a full-resolution U-Net without BatchNorm on 256² patches converges on
 # them in a few epochs, which keeps the cold default runs short.
@@ -56,6 +70,12 @@ def models_dir() -> Path:
     return cache_dir() / "default" / "models"
 
 
+def generation_settings(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES,
+                        size: int | None = None) -> dict:
+    """The generation record (``generation.json``) of a default dataset made with these settings."""
+    return {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
+
+
 def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None,
                    *, progress: bool = True) -> Path:
     """Generate the default dataset once (atomically) and return its folder.
@@ -65,7 +85,7 @@ def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAG
     ``size=None`` is the generator's default field size.
     """
     root = default_root(preset, seed, size)
-    settings = {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
+    settings = generation_settings(preset, seed, n_images, size)
     record = root / "generation.json"
     if (root / "manifest.csv").exists():
         if record.exists() and json.loads(record.read_text()) == settings:
@@ -85,8 +105,13 @@ def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAG
 def train_or_load(
     manifest_csv: Path, model_dir: Path, *, config: str = "fast", strong: bool = False,
     seed: int = 0, what: str = "artifact model", overrides: dict | None = None, progress: bool = True,
+    retrain: bool = False,
 ) -> ArtifactSegmenter:
-    """Load a cached model folder, or train it on ``manifest_csv`` and cache it atomically.
+    """Load the shipped or a cached model folder, or train it on ``manifest_csv`` and cache it.
+
+    The shipped folder (``SHIPPED_MODELS / model_dir.name``) is used when it was trained with
+    the same settings on the same generated data; then a cached one under the same
+    conditions; otherwise the model is trained and cached atomically in ``model_dir``.
 
     Parameters
     ----------
@@ -106,19 +131,21 @@ def train_or_load(
         Config fields to override (nested dicts, as in a config file).
     progress : bool
         Show training progress bars.
+    retrain : bool
+        Train from scratch even when a shipped or cached model fits.
     """
-    settings = config_to_dict(load_config(config))
-    settings.update(mode="strong" if strong else settings["mode"], seed=seed)
-    if overrides:
-        settings = merge_overrides(settings, overrides, source=what)
-    segmenter_config = config_from_dict(settings, source=what)
+    segmenter_config = default_model_config(config, strong=strong, seed=seed, what=what, overrides=overrides)
     data_record = _generation_record(manifest_csv.parent)
-    if (model_dir / "config.json").exists():
-        cached = ArtifactSegmenter.load(model_dir)
-        same_data = _generation_record(model_dir, _TRAINING_DATA_RECORD) == data_record
-        if same_data and _training_settings(cached.config) == _training_settings(segmenter_config):
-            return cached
-        print(f"the cached {what} in {model_dir} was trained with other settings or data; retraining", flush=True)
+    if not retrain:
+        for folder in (SHIPPED_MODELS / model_dir.name, model_dir):
+            if (folder / "config.json").exists():
+                found = ArtifactSegmenter.load(folder)
+                same_data = _generation_record(folder, _TRAINING_DATA_RECORD) == data_record
+                if same_data and _training_settings(found.config) == _training_settings(segmenter_config):
+                    if folder != model_dir:
+                        print(f"using the shipped {what} ({folder})", flush=True)
+                    return found
+                print(f"the {what} in {folder} was trained with other settings or data; not used", flush=True)
     print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
     segmenter = ArtifactSegmenter(segmenter_config)
     segmenter.fit(read_image_manifest(manifest_csv, require_label=not strong), progress=progress)
@@ -130,6 +157,23 @@ def train_or_load(
     shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
     return segmenter
+
+
+def default_model_config(config: str = "fast", *, strong: bool = False, seed: int = 0,
+                         what: str = "artifact model", overrides: dict | None = None):
+    """The configuration of a default model: ``config`` with the mode, seed, overrides and fp32.
+
+    Examples
+    --------
+    >>> default_model_config("fast", strong=True).unet_train.precision
+    'fp32'
+    """
+    settings = config_to_dict(load_config(config))
+    settings.update(mode="strong" if strong else settings["mode"], seed=seed)
+    settings = merge_overrides(settings, CPU_INDEPENDENT_OVERRIDES, source=what)
+    if overrides:
+        settings = merge_overrides(settings, overrides, source=what)
+    return config_from_dict(settings, source=what)
 
 
 def _generation_record(folder: Path, name: str = "generation.json") -> dict | None:

@@ -24,11 +24,14 @@ from analysis import defaults
 from analysis.figures import displacement_curves
 from analysis.reporting import run_cli, save_figure
 from analysis.affinity import fit_experiments, read_truth, summarize
+from analysis.binding import validate_tracer
+from analysis.replicates import DEFAULT_EQUIVALENCE_MARGIN, summarize_by_ligand
 from analysis.quantify import aggregate_wells, field_intensities
 from artseg.errors import ArtsegInputError
 from artseg.io import (
     atomic_write_csv,
     atomic_write_text,
+    check_output_folder,
     check_same_shape,
     read_image,
     read_mask,
@@ -61,22 +64,45 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated removal modes among manual,model,none")
     parser.add_argument("--hill-slope", default="-1",
                         help="Hill slope: a number to hold it fixed (default −1) or 'free'")
+    parser.add_argument("--ci", default="profile", metavar="{profile,wald}",
+                        help="95%% LogIC50 interval: profile likelihood (default, Prism's asymmetric "
+                        "interval) or wald (estimate ± t·SE)")
+    parser.add_argument("--tracer-concentration", metavar="M",
+                        help="tracer concentration, molar: with --tracer-kd adds Cheng–Prusoff Ki "
+                        "(competitive displacement at equilibrium)")
+    parser.add_argument("--tracer-kd", metavar="M", help="the tracer's Kd, molar (with --tracer-concentration)")
+    parser.add_argument("--fdr-q", metavar="Q",
+                        help="false discovery rate in percent, (0, 10]: call a compound displacing only "
+                        "when its Benjamini–Hochberg adjusted displacement p is <= Q/100 (default: p < 0.05)")
+    parser.add_argument("--global-fit", action="store_true",
+                        help="summary_by_ligand.csv also gets a global fit of each ligand's replicate "
+                        "experiments (shared Top/Bottom) and the F test / AIC of one LogIC50 for all")
+    parser.add_argument("--equivalence-margin", default=str(DEFAULT_EQUIVALENCE_MARGIN), metavar="LOG",
+                        help="TOST margin (log10 units) of each mode's LogIC50 against manual removal "
+                        f"(default {DEFAULT_EQUIVALENCE_MARGIN})")
     parser.add_argument("--exclusion-margin", type=int, default=DEFAULT_EXCLUSION_MARGIN, metavar="PX",
                         help="also exclude a ring of this many pixels around every excluded region, "
                         f"manual and model alike (default {DEFAULT_EXCLUSION_MARGIN})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded default data/models")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train the default artifact and cell models from scratch instead of using the "
+                        "shipped ones (data/weights; seed 0) or cached ones")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the analysis; returns the exit status (2 on bad input, with one line on stderr)."""
-    return run_cli(build_parser(), run, "wells.csv, fits.csv, summary.csv, displacement_curves.png", argv)
+    return run_cli(build_parser(), run, "wells.csv, fits.csv, summary.csv, summary_by_ligand.csv, "
+                   "displacement_curves.png", argv)
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
+    check_output_folder(args.out)
     modes = parse_modes(args.modes)
     hill_slope = parse_hill_slope(args.hill_slope)
+    fit_options = parse_fit_options(args)
+    equivalence_margin = parse_positive(args.equivalence_margin, "--equivalence-margin", "log10 units")
     if args.exclusion_margin < 0:
         raise ArtsegInputError(f"--exclusion-margin: expected a non-negative number of pixels, "
                                f"got {args.exclusion_margin}")
@@ -98,15 +124,13 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             raise ArtsegInputError("--model MODEL_DIR is required for the 'model' mode on your own plate "
                                    "(or pass --modes manual,none)")
         if model_dir is None:
-            segmenter = defaults.train_or_load(
-                default_root / "manifest.csv",
-                defaults.models_dir() / f"artseg_cho_m4r_fast_seed{args.seed}", seed=args.seed,
-                overrides=defaults.ANALYSIS_ARTIFACT_OVERRIDES, progress=not args.quiet)
+            segmenter = default_artifact_model(args.seed, progress=not args.quiet, retrain=args.retrain)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
     cell_segmenter, cell_scores = None, None
     if "cell_mask" not in plate.columns:
-        cell_segmenter = load_cell_segmenter(args.cell_model, args.seed, progress=not args.quiet)
+        cell_segmenter = load_cell_segmenter(args.cell_model, args.seed, progress=not args.quiet,
+                                             retrain=args.retrain)
         if args.cell_model is None:
             cell_scores = default_cell_model_scores(cell_segmenter, args.seed)
 
@@ -118,9 +142,11 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         listed = ", ".join(f"{r.experiment}/{r.well} ({r.mode})" for r in empty.head(5).itertuples())
         more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         print(f"note: {len(empty)} well(s) have no usable field and are left out of the fits: {listed}{more}")
-    fits = fit_experiments(wells, truth, hill_slope=hill_slope)
+    fits = fit_experiments(wells, truth, hill_slope=hill_slope, **fit_options)
     summary = summarize(wells, fits)
-    write_outputs(args.out, wells, fits, summary, cell_scores)
+    by_ligand = summarize_by_ligand(fits, wells if args.global_fit else None, hill_slope=hill_slope,
+                                    equivalence_margin=equivalence_margin)
+    write_outputs(args.out, wells, fits, summary, cell_scores, by_ligand=by_ligand)
     return summary
 
 
@@ -157,7 +183,16 @@ def quantify_plate(plate: pd.DataFrame, modes, segmenter, cell_segmenter, *, pro
     return pd.DataFrame(rows)
 
 
-def load_cell_segmenter(cell_model: Path | None, seed: int, *, progress: bool = True) -> ArtifactSegmenter:
+def default_artifact_model(seed: int, *, progress: bool = True, retrain: bool = False) -> ArtifactSegmenter:
+    """The default ArtSeg model of the embedded plate: shipped (seed 0), cached, or trained now."""
+    root = defaults.ensure_dataset("cho_m4r", seed, progress=progress)
+    return defaults.train_or_load(root / "manifest.csv", defaults.models_dir() / f"artseg_cho_m4r_fast_seed{seed}",
+                                  seed=seed, overrides=defaults.ANALYSIS_ARTIFACT_OVERRIDES, progress=progress,
+                                  retrain=retrain)
+
+
+def load_cell_segmenter(cell_model: Path | None, seed: int, *, progress: bool = True,
+                        retrain: bool = False) -> ArtifactSegmenter:
     """The cell U-Net: a user's folder, or the cached default trained on synthetic cell masks."""
     if cell_model is not None:
         return ArtifactSegmenter.load(cell_model)
@@ -165,7 +200,7 @@ def load_cell_segmenter(cell_model: Path | None, seed: int, *, progress: bool = 
     manifest = defaults.mask_manifest(root / "manifest.csv", "cells", root / "cells_manifest.csv")
     return defaults.train_or_load(manifest, defaults.models_dir() / f"cells_cho_m4r_seed{seed}",
                                   strong=True, seed=seed, what="cell segmentation U-Net",
-                                  overrides=defaults.PIXEL_MODEL_OVERRIDES, progress=progress)
+                                  overrides=defaults.PIXEL_MODEL_OVERRIDES, progress=progress, retrain=retrain)
 
 
 def default_cell_model_scores(cell_segmenter: ArtifactSegmenter, seed: int) -> dict:
@@ -177,13 +212,16 @@ def default_cell_model_scores(cell_segmenter: ArtifactSegmenter, seed: int) -> d
     return scores
 
 
-def write_outputs(out: Path, wells, fits, summary, cell_scores: dict | None = None) -> None:
+def write_outputs(out: Path, wells, fits, summary, cell_scores: dict | None = None, *,
+                  by_ligand: pd.DataFrame | None = None) -> None:
     """Render the figure first, then write every table atomically."""
     out.mkdir(parents=True, exist_ok=True)
     save_figure(displacement_curves(wells, fits), out / "displacement_curves.png")
     atomic_write_csv(wells, out / "wells.csv")
     atomic_write_csv(fits, out / "fits.csv")
     atomic_write_csv(summary, out / "summary.csv")
+    if by_ligand is not None:
+        atomic_write_csv(by_ligand, out / "summary_by_ligand.csv")
     if cell_scores is not None:
         atomic_write_text(out / "cell_segmentation.json", json.dumps(cell_scores, indent=1))
 
@@ -203,6 +241,42 @@ def parse_hill_slope(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise ArtsegInputError(f"--hill-slope: expected a number or 'free', got {text!r}") from None
+
+
+def parse_positive(text: str, flag: str, unit: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ArtsegInputError(f"{flag}: expected a number ({unit}), got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ArtsegInputError(f"{flag}: expected a positive number ({unit}), got {text}")
+    return value
+
+
+def parse_fit_options(args: argparse.Namespace) -> dict:
+    """--ci, --tracer-concentration/--tracer-kd and --fdr-q as keyword arguments of fit_experiments."""
+    ci = args.ci.strip().lower()
+    if ci not in ("profile", "wald"):
+        raise ArtsegInputError(f"--ci: expected 'profile' or 'wald', got {args.ci!r}")
+    tracer = {}
+    for name in ("tracer_concentration", "tracer_kd"):
+        text = getattr(args, name)
+        flag = "--" + name.replace("_", "-")
+        try:
+            tracer[name] = None if text is None else float(text)
+        except ValueError:
+            raise ArtsegInputError(f"{flag}: expected a molar concentration, got {text!r}") from None
+    validate_tracer(tracer["tracer_concentration"], tracer["tracer_kd"])
+    fdr_q = None
+    if args.fdr_q is not None:
+        try:
+            fdr_q = float(args.fdr_q)
+        except ValueError:
+            raise ArtsegInputError(f"--fdr-q: expected a percentage in (0, 10], got {args.fdr_q!r}") from None
+        if not 0 < fdr_q <= 10:
+            raise ArtsegInputError(f"--fdr-q: expected a percentage in (0, 10], got {args.fdr_q}")
+        fdr_q /= 100.0
+    return {"ci": ci, "fdr_q": fdr_q, **tracer}
 
 
 def load_truth(path: Path) -> dict[str, float]:

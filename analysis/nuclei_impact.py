@@ -30,6 +30,7 @@ from analysis.reporting import run_cli, save_figure
 from artseg.errors import ArtsegInputError
 from artseg.io import (
     atomic_write_csv,
+    check_output_folder,
     check_same_shape,
     read_image,
     read_labels,
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the cached synthetic-trained one)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder ({DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded default data/models")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train the default artifact and nuclei models from scratch instead of using the "
+                        "shipped ones (data/weights; seed 0) or cached ones")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -90,10 +94,11 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     Prints the seconds spent per stage and what the summary's columns mean; :func:`main`
     prints the summary table itself.
     """
+    check_output_folder(args.out)
     timings: dict[str, float] = {}
     if args.manifest is None:
         manifest, segmenter, nuclei_model = default_inputs(args.seed, args.model, args.nuclei_model, timings,
-                                                           progress=not args.quiet)
+                                                           progress=not args.quiet, retrain=args.retrain)
     else:
         manifest = read_nuclei_manifest(args.manifest)
         if args.model is None:
@@ -103,7 +108,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         nuclei_model = None
         if "nuclei_pred" not in manifest.columns:
             with _timed(timings, "nuclei model"):
-                nuclei_model = load_nuclei_model(args.nuclei_model, args.seed, progress=not args.quiet)
+                nuclei_model = load_nuclei_model(args.nuclei_model, args.seed, progress=not args.quiet,
+                                                 retrain=args.retrain)
     with _timed(timings, "scoring"):
         per_image, nuclei = score_images(manifest, segmenter, nuclei_model, progress=not args.quiet)
         summary = summarize_regions(per_image, nuclei)
@@ -192,7 +198,7 @@ def segment_nuclei(nuclei_model: ArtifactSegmenter, image: np.ndarray) -> np.nda
 
 
 def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | None,
-                   timings: dict[str, float] | None = None, *, progress: bool = True):
+                   timings: dict[str, float] | None = None, *, progress: bool = True, retrain: bool = False):
     """The embedded default: test split of the synthetic seven-cell-lines dataset, cached models."""
     timings = {} if timings is None else timings
     with _timed(timings, "dataset"):
@@ -212,11 +218,12 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
                 atomic_write_csv(training_rows(table), training_csv)
             model_name = f"artseg_seven_cell_lines_{DEFAULT_FIELD_SIZE}px_fast_seed{seed}"
             segmenter = defaults.train_or_load(training_csv, defaults.models_dir() / model_name, seed=seed,
-                                               overrides=ARTIFACT_MODEL_OVERRIDES, progress=progress)
+                                               overrides=ARTIFACT_MODEL_OVERRIDES, progress=progress,
+                                               retrain=retrain)
         else:
             segmenter = ArtifactSegmenter.load(model_dir)
     with _timed(timings, "nuclei model"):
-        nuclei_model = load_nuclei_model(nuclei_model_dir, seed, progress=progress)
+        nuclei_model = load_nuclei_model(nuclei_model_dir, seed, progress=progress, retrain=retrain)
     return manifest, segmenter, nuclei_model
 
 
@@ -225,7 +232,8 @@ def training_rows(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table[table["split"] == split].head(count) for split, count in TRAINING_FIELDS.items()])
 
 
-def load_nuclei_model(nuclei_model_dir: Path | None, seed: int, *, progress: bool = True) -> ArtifactSegmenter:
+def load_nuclei_model(nuclei_model_dir: Path | None, seed: int, *, progress: bool = True,
+                      retrain: bool = False) -> ArtifactSegmenter:
     """A user's nuclei U-Net folder, or the cached default trained on stain-derived labels."""
     if nuclei_model_dir is not None:
         return ArtifactSegmenter.load(nuclei_model_dir)
@@ -237,7 +245,7 @@ def load_nuclei_model(nuclei_model_dir: Path | None, seed: int, *, progress: boo
     model_name = f"nuclei_seven_cell_lines_{DEFAULT_FIELD_SIZE}px_seed{seed}"
     return defaults.train_or_load(manifest_csv, defaults.models_dir() / model_name, strong=True, seed=seed,
                                   what="brightfield nuclei U-Net", overrides=NUCLEI_MODEL_OVERRIDES,
-                                  progress=progress)
+                                  progress=progress, retrain=retrain)
 
 
 def write_stain_labels(root: Path) -> Path:

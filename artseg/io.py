@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import tempfile
+from xml.etree import ElementTree
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -24,10 +25,13 @@ import tifffile
 from artseg.errors import ArtsegInputError
 
 __all__ = [
+    "CHANNEL_MARK",
     "IMAGE_SUFFIXES",
     "TIFF_SUFFIXES",
     "atomic_write_csv",
     "atomic_write_text",
+    "check_output_file",
+    "check_output_folder",
     "check_same_shape",
     "image_shape",
     "normalize_percentile",
@@ -38,7 +42,9 @@ __all__ = [
     "read_mask",
     "read_nuclei_manifest",
     "read_plate_manifest",
+    "split_channel",
     "validate_mask_shapes",
+    "with_channel",
     "write_image",
     "write_labels",
     "write_mask",
@@ -88,23 +94,184 @@ def _as_path(path: str | os.PathLike | None) -> Path:
     return Path(path)
 
 
+# --------------------------------------------------------------------------- channel selection
+#
+# An image path may end in ``#channel=NAME`` or ``#channel=INDEX`` to read one plane of a
+# multi-channel or multi-page TIFF: ``field.ome.tif#channel=RFP`` (an OME channel name) or
+# ``stack.tif#channel=1`` (0-based). Only that plane is read from disk. The suffix travels
+# with the path through manifests, so every reader and shape check understands it.
+
+CHANNEL_MARK = "#channel="
+
+
+def split_channel(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """Split ``"field.ome.tif#channel=RFP"`` into the file and the channel asked for.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image path, with or without a ``#channel=NAME|INDEX`` suffix.
+
+    Returns
+    -------
+    (pathlib.Path, str or None)
+        The file, and the channel text (``None`` without a suffix).
+
+    Raises
+    ------
+    ArtsegInputError
+        The suffix is there but names no channel.
+
+    Examples
+    --------
+    >>> split_channel("plate/B03_s1.ome.tif#channel=Bright field")
+    (PosixPath('plate/B03_s1.ome.tif'), 'Bright field')
+    """
+    text = os.fspath(path)
+    file_part, mark, channel = text.rpartition(CHANNEL_MARK)
+    if not mark:
+        return Path(text), None
+    channel = channel.strip()
+    if not file_part or not channel:
+        raise ArtsegInputError(f"{text}: expected FILE{CHANNEL_MARK}NAME or FILE{CHANNEL_MARK}INDEX")
+    return Path(file_part), channel
+
+
+def with_channel(path: str | os.PathLike, channel: str | None) -> str:
+    """The inverse of :func:`split_channel`: ``path`` with its ``#channel=`` suffix (if any)."""
+    return os.fspath(path) if channel is None else f"{os.fspath(path)}{CHANNEL_MARK}{channel}"
+
+
+def _local_tag(element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _ome_channel_names(tif: tifffile.TiffFile) -> list[str]:
+    """Channel names of the first OME image, in order ("" where unnamed); [] if not OME."""
+    if not tif.is_ome or not tif.ome_metadata:
+        return []
+    try:
+        root = ElementTree.fromstring(tif.ome_metadata)
+    except ElementTree.ParseError:
+        return []
+    for pixels in root.iter():
+        if _local_tag(pixels) == "Pixels":
+            return [(c.get("Name") or "") for c in pixels if _local_tag(c) == "Channel"]
+    return []
+
+
+def _plane_axes(axes: str, shape: Sequence[int]) -> list[str]:
+    """Axes beyond one plane that hold more than one entry (``YX`` and colour samples excluded)."""
+    return [f"{a}={s}" for a, s in zip(axes, shape) if a not in "YXS" and s > 1]
+
+
+def _stack_error(path, shape: tuple[int, ...], axes: str) -> ArtsegInputError:
+    return ArtsegInputError(
+        f"cannot read image: {path}: expected one 2-D image, got shape {shape} "
+        f"({', '.join(_plane_axes(axes, shape))}); choose a plane by ending the path in "
+        f"{CHANNEL_MARK}NAME or {CHANNEL_MARK}INDEX"
+    )
+
+
+def _locate_channel(tif: tifffile.TiffFile, channel: str, path) -> tuple[int, int]:
+    """Return ``(axis, index)`` of ``channel`` in the first series of ``tif``.
+
+    The channel axis is the file's ``C`` axis; without one, its colour samples (``S``);
+    without those, the one axis of several pages (a plain multi-page TIFF). A channel
+    given as digits is a 0-based index, anything else an OME channel name (exact, else
+    the one name equal ignoring case). A single-plane file has only index 0 (axis -1).
+    """
+    series = tif.series[0]
+    axes, shape = series.axes, tuple(series.shape)
+    if "C" in axes:
+        axis = axes.index("C")
+    elif "S" in axes:
+        axis = axes.index("S")
+    else:
+        stacked = [i for i, (a, s) in enumerate(zip(axes, shape)) if a not in "YX" and s > 1]
+        if len(stacked) > 1:
+            raise ArtsegInputError(
+                f"cannot read image: {path}: no channel axis among {', '.join(_plane_axes(axes, shape))}"
+            )
+        axis = stacked[0] if stacked else None
+    count = 1 if axis is None else shape[axis]
+    names = _ome_channel_names(tif) if axis is not None and axes[axis] == "C" else []
+    if channel.isdigit():
+        index = int(channel)
+        if index >= count:
+            raise ArtsegInputError(f"cannot read image: {path}: channel index {index} out of range "
+                                   f"(the file has {count} channel(s), numbered from 0)")
+    else:
+        exact = [i for i, name in enumerate(names) if name == channel]
+        loose = [i for i, name in enumerate(names) if name.casefold() == channel.casefold()]
+        found = exact or (loose if len(loose) == 1 else [])
+        if len(names) != count or not found:
+            known = ", ".join(repr(n) for n in names) if len(names) == count else "none (use an index)"
+            raise ArtsegInputError(f"cannot read image: {path}: no channel named {channel!r} "
+                                   f"(channel names: {known})")
+        index = found[0]
+    if axis is None:
+        return -1, 0
+    others = [f"{a}={s}" for i, (a, s) in enumerate(zip(axes, shape)) if i != axis and a not in "YXS" and s > 1]
+    if others:
+        raise ArtsegInputError(f"cannot read image: {path}: after choosing a channel the file still has "
+                               f"{', '.join(others)} planes; export one plane per channel")
+    return axis, index
+
+
+def _read_tiff_plane(tif: tifffile.TiffFile, channel: str | None, path) -> tuple[np.ndarray, str]:
+    """Read one plane of the first series (the ``channel`` one), touching only its page(s)."""
+    series = tif.series[0]
+    axes, shape = series.axes, tuple(series.shape)
+    if channel is None:
+        if _plane_axes(axes, shape):
+            raise _stack_error(path, shape, axes)
+        return series.asarray(), axes
+    axis, index = _locate_channel(tif, channel, path)
+    if axis < 0:
+        return series.asarray(), axes
+    n_outer = len(axes) - len(series.keyframe.axes)  # axes counting pages; the rest lie inside one page
+    if axis < n_outer:
+        position = [0] * n_outer
+        position[axis] = index
+        key = int(np.ravel_multi_index(position, shape[:n_outer]))
+        return tif.asarray(key=key, series=0), series.keyframe.axes
+    pixels = series.asarray()  # the channel lies inside the page (colour samples): one page is read
+    return np.take(pixels, index, axis=axis), axes[:axis] + axes[axis + 1:]
+
+
 def _read_pixels(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
     """Return the stored pixel array of one image and whether its last axis holds colour samples."""
     path = _as_path(path)
-    _require_file(path)
+    file_path, channel = split_channel(path)
+    _require_file(file_path)
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                pixels = series.asarray()
-                axes = series.axes
-            if "S" in axes:
-                return np.moveaxis(pixels, axes.index("S"), -1), True
-            return pixels, False
-        pixels = iio.imread(path, plugin="pillow")
+        if file_path.suffix.lower() in TIFF_SUFFIXES:
+            with tifffile.TiffFile(file_path) as tif:
+                pixels, axes = _read_tiff_plane(tif, channel, path)
+            has_samples = "S" in axes
+            if has_samples:
+                pixels = np.moveaxis(pixels, axes.index("S"), -1)
+        else:
+            if channel is not None:
+                raise ArtsegInputError(f"cannot read image: {path}: {CHANNEL_MARK} needs a TIFF file")
+            pixels = iio.imread(file_path, plugin="pillow")
+            has_samples = pixels.ndim == 3 and pixels.shape[-1] in (2, 3, 4)
+    except ArtsegInputError:
+        raise
     except Exception as err:  # any decoder failure means the same thing to the user
         raise ArtsegInputError(f"cannot read image: {path}: {_decoder_reason(err)}") from err
-    return pixels, pixels.ndim == 3 and pixels.shape[-1] in (2, 3, 4)
+    _require_finite(pixels, path)
+    return pixels, has_samples
+
+
+def _require_finite(pixels: np.ndarray, path: Path) -> None:
+    """Refuse a float image holding NaN or infinity: every reader goes through here."""
+    if pixels.dtype.kind not in "fc":
+        return
+    n_bad = int(pixels.size - np.count_nonzero(np.isfinite(pixels)))
+    if n_bad:
+        raise ArtsegInputError(f"{path}: {n_bad} pixel(s) are NaN or infinite; images must hold finite values")
 
 
 def _as_2d(pixels: np.ndarray, has_samples: bool, path: Path, *, to_gray) -> np.ndarray:
@@ -131,6 +298,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ----------
     path : str or path-like
         TIFF (8/16-bit integer or float, read with tifffile) or PNG/JPEG (imageio).
+        One plane of a multi-channel, multi-page or OME-TIFF is chosen by ending the
+        path in ``#channel=NAME`` (OME channel name) or ``#channel=INDEX`` (0-based);
+        only that plane is read.
 
     Returns
     -------
@@ -141,7 +311,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ArtsegInputError
-        The file is missing, cannot be decoded, or is not a single 2-D image.
+        The file is missing, cannot be decoded, is not a single 2-D image, or is a
+        float image holding NaN or infinite pixels.
 
     See Also
     --------
@@ -173,7 +344,8 @@ def read_image_raw(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ArtsegInputError
-        The file is missing, cannot be decoded, or is not a single 2-D image.
+        The file is missing, cannot be decoded, is not a single 2-D image, or is a
+        float image holding NaN or infinite pixels.
     """
     path = _as_path(path)
     pixels, has_samples = _read_pixels(path)
@@ -204,8 +376,8 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ArtsegInputError
-        Missing or unreadable file, differing colour channels, non-integer
-        values or labels too large for int32.
+        Missing or unreadable file, differing colour channels, non-integer (or
+        NaN/infinite) values or labels too large for int32.
     """
     path = _as_path(path)
     pixels, has_samples = _read_pixels(path)
@@ -217,8 +389,8 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
         return colour[..., 0]
 
     labels = _as_2d(pixels, has_samples, path, to_gray=first_channel_if_gray)
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+    if labels.dtype.kind == "f":  # finite: _read_pixels refuses NaN and infinity
+        if not np.all(labels == np.round(labels)):
             raise ArtsegInputError(f"{path}: label image holds non-integer values")
     if labels.dtype.kind == "b":
         return labels.astype(np.int32)
@@ -243,7 +415,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ArtsegInputError
-        Missing or unreadable file, or not a single 2-D image.
+        Missing or unreadable file, not a single 2-D image, or NaN/infinite pixels.
     """
     path = _as_path(path)
     pixels, has_samples = _read_pixels(path)
@@ -264,18 +436,28 @@ def image_shape(path: str | os.PathLike) -> tuple[int, int]:
         Missing or unreadable file, or not a single 2-D image.
     """
     path = _as_path(path)
-    _require_file(path)
+    file_path, channel = split_channel(path)
+    _require_file(file_path)
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            with tifffile.TiffFile(path) as tif:
+        if file_path.suffix.lower() in TIFF_SUFFIXES:
+            with tifffile.TiffFile(file_path) as tif:
                 series = tif.series[0]
-                shape, axes = series.shape, series.axes
+                shape, axes = tuple(series.shape), series.axes
+                if channel is None and _plane_axes(axes, shape):
+                    raise _stack_error(path, shape, axes)
+                axis = -1 if channel is None else _locate_channel(tif, channel, path)[0]
+            if axis >= 0:
+                shape, axes = shape[:axis] + shape[axis + 1:], axes[:axis] + axes[axis + 1:]
             spatial = tuple(s for s, a in zip(shape, axes) if a != "S" and s != 1)
         else:
-            props = iio.improps(path, plugin="pillow")
+            if channel is not None:
+                raise ArtsegInputError(f"cannot read image: {path}: {CHANNEL_MARK} needs a TIFF file")
+            props = iio.improps(file_path, plugin="pillow")
             shape = props.shape
             has_samples = len(shape) == 3 and shape[-1] in (2, 3, 4)
             spatial = tuple(s for s in (shape[:-1] if has_samples else shape) if s != 1)
+    except ArtsegInputError:
+        raise
     except Exception as err:
         raise ArtsegInputError(f"cannot read image: {path}: {_decoder_reason(err)}") from err
     if len(spatial) != 2:
@@ -283,7 +465,15 @@ def image_shape(path: str | os.PathLike) -> tuple[int, int]:
     return int(spatial[0]), int(spatial[1])
 
 
-def check_same_shape(a, b, what: str, path: str | os.PathLike) -> None:
+def check_same_shape(
+    a,
+    b,
+    what: str,
+    path: str | os.PathLike,
+    *,
+    reference: str | os.PathLike | None = None,
+    reference_what: str = "image",
+) -> None:
     """Raise a clear error unless two images (or shapes) agree.
 
     Parameters
@@ -294,16 +484,87 @@ def check_same_shape(a, b, what: str, path: str | os.PathLike) -> None:
         What ``b`` is, in the user's words (``"mask"``, ``"fluorescence"``).
     path : str or path-like
         The file ``b`` came from, named in the message.
+    reference : str or path-like, optional
+        The file ``a`` came from, named in the message when given.
+    reference_what : str
+        What ``a`` is (default ``"image"``).
 
     Raises
     ------
     ArtsegInputError
-        ``"<path>: mask shape (h, w) does not match image shape (H, W)"``.
+        ``"<path>: mask shape (h, w) does not match image shape (H, W) of <reference>"``.
     """
     shape_a = tuple(a) if isinstance(a, (tuple, list)) else tuple(np.shape(a))
     shape_b = tuple(b) if isinstance(b, (tuple, list)) else tuple(np.shape(b))
     if shape_a != shape_b:
-        raise ArtsegInputError(f"{path}: {what} shape {shape_b} does not match image shape {shape_a}")
+        source = "" if reference is None else f" of {reference}"
+        raise ArtsegInputError(
+            f"{path}: {what} shape {shape_b} does not match {reference_what} shape {shape_a}{source}"
+        )
+
+
+def _first_existing(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists (lstat: a dangling link counts)."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(".")
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check, before any work is done, that ``path`` is a folder or can be created as one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output folder a command will write into (it need not exist yet).
+    option : str
+        What named it (the command-line option), for the message.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ArtsegInputError
+        ``"<path>: --out exists and is not a folder"``, or an ancestor of ``path`` is a file.
+    """
+    path = Path(path)
+    existing = _first_existing(path)
+    if existing == path and not path.is_dir():
+        raise ArtsegInputError(f"{path}: {option} exists and is not a folder")
+    if not existing.is_dir():
+        raise ArtsegInputError(f"{path}: {option} cannot be created: {existing} exists and is not a folder")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check, before any work is done, that ``path`` can be written as a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output file (it need not exist yet; its folders are created when it is written).
+    option : str
+        What named it (the command-line option), for the message.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ArtsegInputError
+        ``"<path>: --out is an existing folder, not a file"``, or an ancestor of ``path`` is a file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ArtsegInputError(f"{path}: {option} is an existing folder, not a file")
+    existing = _first_existing(path.parent)
+    if not existing.is_dir():
+        raise ArtsegInputError(f"{path}: {option} cannot be written: {existing} exists and is not a folder")
+    return path
 
 
 def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
@@ -360,7 +621,7 @@ _UMASK = _current_umask()
 @contextlib.contextmanager
 def _atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it into place, else delete it."""
-    path = Path(path)
+    path = check_output_file(path, option="output")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -506,11 +767,15 @@ def _resolve_paths(
             if value == "":
                 resolved.append(None)
                 continue
-            full = Path(value).expanduser()
+            try:
+                file_part, channel = split_channel(value)  # a #channel= suffix stays on the path
+            except ArtsegInputError as err:
+                raise ArtsegInputError(f"{_row_name(csv_path, index)}: {column}: {err}") from None
+            full = file_part.expanduser()
             full = Path(os.path.normpath(full if full.is_absolute() else base / full))
             if column in must_exist and not full.is_file():
                 raise ArtsegInputError(f"{_row_name(csv_path, index)}: {column} file not found: {full}")
-            resolved.append(str(full))
+            resolved.append(with_channel(full, channel))
         table[column] = pd.Series(resolved, index=table.index, dtype=object)
 
 
@@ -536,7 +801,8 @@ def _check_row_shapes(table: pd.DataFrame, reference: str, columns: Sequence[str
         try:
             reference_shape = image_shape(values[reference])
             for column, path in paths.items():
-                check_same_shape(reference_shape, image_shape(path), column, path)
+                check_same_shape(reference_shape, image_shape(path), column, path,
+                                 reference=values[reference], reference_what=reference)
         except ArtsegInputError as err:
             raise ArtsegInputError(f"{row_name(position)}: {err}") from None
 

@@ -296,7 +296,7 @@ def load_training_data(manifest_df: pd.DataFrame, config: SegmenterConfig, *, pr
         images.append(normalize(image, config))
         if _has_path(mask_paths[row]):
             mask = artseg_io.read_mask(mask_paths[row])
-            artseg_io.check_same_shape(image.shape, mask.shape, "mask", mask_paths[row])
+            artseg_io.check_same_shape(image.shape, mask.shape, "mask", mask_paths[row], reference=paths[row])
             masks.append(mask)
         else:
             masks.append(None)

@@ -1,6 +1,8 @@
 """``artseg train`` and ``artseg predict`` end to end on tiny images: outputs, resume, bad inputs."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -168,3 +170,9 @@ def test_train_refuses_bad_manifest_and_existing_model(trained, tmp_path, capsys
     assert status == 2 and "already holds a model" in capsys.readouterr().err
     status = main(["train", "--manifest", str(manifest), "--out", str(tmp_path / "m"), "--config", "nope.json"])
     assert status == 2 and "no such configuration file" in capsys.readouterr().err
+
+
+def test_artseg_help_does_not_import_torch():
+    code = "import sys; from artseg.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "False", run.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""analysis.defaults: cached default models are reused only while their settings are unchanged."""
+"""analysis.defaults: shipped and cached default models are reused only while their settings are unchanged."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_pa
 
     changed = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                      overrides={"unet_train": {"epochs": 2}})
-    assert "other settings or data; retraining" in capsys.readouterr().out
+    assert "other settings or data; not used" in capsys.readouterr().out
     assert changed.config.unet_train.epochs == 2
     assert defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
                                   overrides={"unet_train": {"epochs": 2}}).config.unet_train.epochs == 2
@@ -77,8 +77,35 @@ def test_train_or_load_retrains_when_its_dataset_was_regenerated(tmp_path, capsy
 
     record.write_text(json.dumps({"preset": "cho_m4r", "generator_version": 2}))
     defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
-    assert "other settings or data; retraining" in capsys.readouterr().out
+    assert "other settings or data; not used" in capsys.readouterr().out
     assert json.loads((model_dir / "training_data.json").read_text())["generator_version"] == 2
+
+
+def test_train_or_load_prefers_the_shipped_model_and_retrain_trains_anew(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    manifest, model_dir = _manifest(tmp_path), tmp_path / "models" / "pixels"
+    defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    model_dir.rename(shipped / "pixels")  # now only the shipped folder exists
+    monkeypatch.setattr(defaults, "SHIPPED_MODELS", shipped)
+    capsys.readouterr()
+
+    used = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model")
+    assert f"using the shipped pixel model ({shipped / 'pixels'})" in capsys.readouterr().out
+    assert not model_dir.exists() and used.config.unet_train.precision == "fp32"
+
+    retrained = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
+                                       retrain=True)
+    assert "training the pixel model" in capsys.readouterr().out and (model_dir / "config.json").exists()
+    assert retrained.config == used.config
+
+    # a shipped model trained with other settings is passed over for a fitting cached one
+    other = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
+                                   overrides={"unet_train": {"epochs": 2}})
+    out = capsys.readouterr().out
+    assert "pixels was trained with other settings or data; not used" in out and other.config.unet_train.epochs == 2
 
 
 def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, monkeypatch, capsys):
@@ -142,3 +169,4 @@ def test_analyses_artifact_model_is_fast_with_plain_score_cam_maps():
     assert {k: v for k, v in pinned["cam"].items() if k not in ("flips", "stage_candidates")} == {
         k: v for k, v in fast["cam"].items() if k not in ("flips", "stage_candidates")}
     assert nuclei_impact.ARTIFACT_MODEL_OVERRIDES["cam"] == defaults.ANALYSIS_ARTIFACT_OVERRIDES["cam"]
+

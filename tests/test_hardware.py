@@ -86,3 +86,4 @@ def test_info_prints_the_compute_path(capsys):
     assert lines["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert lines["precision"] == "fp32" and lines["layout"] == "contiguous"
     assert int(lines["threads"]) == torch.get_num_threads()
+

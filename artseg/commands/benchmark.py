@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from artseg.errors import ArtsegInputError
+from artseg.io import check_output_folder
 
 if TYPE_CHECKING:  # the benchmark imports torch; the CLI loads this module on every command
     from artseg.benchmark import BenchmarkResult
@@ -253,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset is None and args.manifest is None:
         raise ArtsegInputError("give --preset (synthetic dataset) or --manifest (your own data)")
+    check_output_folder(args.out)
     if args.n_images is not None and args.n_images < 8:
         raise ArtsegInputError(f"--n-images must be at least 8 (every split needs images), got {args.n_images}")
     if args.min_object_size is not None and args.min_object_size < 0:

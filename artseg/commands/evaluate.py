@@ -22,7 +22,9 @@ from artseg.evaluation import evaluate_masks, format_report
 from artseg.io import (
     atomic_write_csv,
     atomic_write_text,
+    check_output_folder,
     check_same_shape,
+    image_shape,
     read_image_manifest,
     read_mask,
 )
@@ -111,6 +113,8 @@ def _predicted_labels(csv_path: Path, images: list[str], names: list[PurePath], 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the predictions in ``args.pred`` against ``args.manifest``; write the tables."""
     manifest_path = Path(args.manifest)
+    if args.out is not None:
+        check_output_folder(args.out)
     manifest = read_image_manifest(manifest_path)
     if "mask" not in manifest.columns:
         raise ArtsegInputError(f"{manifest_path}: no mask column; evaluation needs ground-truth masks")
@@ -136,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{manifest_path}: row {manifest.index[row] + 2}: image {name.as_posix()} has no mask "
                 "(only images labelled clean may leave it empty)"
             )
+    for image, mask_path, pred_path in zip(images, manifest["mask"], pred_paths):
+        # headers only, so a wrong-shaped prediction is reported before any mask is scored
+        reference, what = (image, "image") if mask_path is None else (mask_path, "mask")
+        check_same_shape(image_shape(reference), image_shape(pred_path), "predicted mask", pred_path,
+                         reference=reference, reference_what=what)
     csv_path = pred_dir / PREDICTIONS_CSV
     pred_labels = _predicted_labels(csv_path, images, names, manifest_dir) if csv_path.is_file() else None
 
@@ -146,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
                 yield np.zeros(prediction.shape, dtype=bool), prediction
                 continue
             truth = read_mask(mask_path)
-            check_same_shape(truth, prediction, "predicted mask", pred_path)
+            check_same_shape(truth, prediction, "predicted mask", pred_path, reference=mask_path,
+                             reference_what="mask")
             yield truth, prediction
 
     evaluation = evaluate_masks(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from artseg.io import check_output_file
 from artseg.layouts import import_cho_m4r
 
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the layout and write the manifest; return the exit status."""
-    out_csv = args.out if args.out is not None else Path(args.root) / "manifest.csv"
+    out_csv = check_output_file(args.out if args.out is not None else Path(args.root) / "manifest.csv")
     manifest = import_cho_m4r(args.root, out_csv)
     counts = manifest.groupby(["split", "label"]).size()
     summary = ", ".join(f"{split} {'artifact' if label else 'clean'} {n}" for (split, label), n in counts.items())

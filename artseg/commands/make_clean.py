@@ -13,7 +13,15 @@ from tqdm import tqdm
 
 from artseg.background import synthesize_clean
 from artseg.errors import ArtsegInputError
-from artseg.io import atomic_write_csv, check_same_shape, read_image_manifest, read_image_raw, read_mask, write_tiff
+from artseg.io import (
+    atomic_write_csv,
+    check_output_folder,
+    check_same_shape,
+    read_image_manifest,
+    read_image_raw,
+    read_mask,
+    write_tiff,
+)
 
 
 def register(subparsers) -> None:
@@ -54,6 +62,7 @@ def image_seed(seed: int, relative_name: Path) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Write the clean images and their manifest; return the exit status."""
+    out_dir = check_output_folder(args.out)
     manifest = read_image_manifest(args.manifest)
     if "mask" not in manifest.columns:
         raise ArtsegInputError(f"{args.manifest}: no mask column; make-clean needs artifact masks")
@@ -61,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     if with_mask.empty:
         raise ArtsegInputError(f"{args.manifest}: no row has a mask")
     manifest_dir = Path(args.manifest).parent
-    out_dir = Path(args.out)
     names = [clean_image_name(Path(p), manifest_dir) for p in with_mask["image"]]
     duplicates = pd.Series([n.as_posix() for n in names]).duplicated()
     if duplicates.any():
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.overwrite or not target.exists():
             image = read_image_raw(row["image"])
             artifact_mask = read_mask(row["mask"])
-            check_same_shape(image, artifact_mask, "mask", row["mask"])
+            check_same_shape(image, artifact_mask, "mask", row["mask"], reference=row["image"])
             try:
                 clean = synthesize_clean(image, artifact_mask, np.random.default_rng(image_seed(args.seed, name)))
             except ArtsegInputError as err:

@@ -16,7 +16,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from artseg.errors import ArtsegInputError
-from artseg.io import IMAGE_SUFFIXES, atomic_write_csv, read_image, read_image_manifest, write_mask, write_tiff
+from artseg.io import (
+    IMAGE_SUFFIXES,
+    atomic_write_csv,
+    check_output_folder,
+    read_image,
+    read_image_manifest,
+    write_mask,
+    write_tiff,
+)
 
 PREDICTIONS_CSV = "predictions.csv"
 COLUMNS = ("image", "p_artifact", "artifact_fraction", "n_objects", "contains_artifact")
@@ -119,10 +127,9 @@ def run(args: argparse.Namespace) -> int:
     from artseg.pipeline import ArtifactSegmenter
     from artseg.postprocess import label_objects
 
+    out_dir = check_output_folder(args.out)
     segmenter = ArtifactSegmenter.load(args.model)
-    out_dir = Path(args.out)
     items = collect_inputs(Path(args.input), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / PREDICTIONS_CSV
     earlier = {} if args.overwrite else _earlier_rows(csv_path)
     rows = dict(earlier)

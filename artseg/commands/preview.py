@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from artseg.errors import ArtsegInputError
-from artseg.io import read_image, read_image_manifest, read_mask, write_image
+from artseg.io import check_output_file, read_image, read_image_manifest, read_mask, write_image
 from artseg.preview import montage
 
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise ArtsegInputError(f"--gray-levels must be in 2..256, got {args.gray_levels}")
     if args.out.suffix.lower() != ".png":
         raise ArtsegInputError(f"{args.out}: the montage is written as .png")
+    check_output_file(args.out)
     manifest = read_image_manifest(args.manifest)
     if args.artifacts_only:
         if "label" not in manifest.columns:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from artseg.io import check_output_folder
 from artseg.synth.dataset import PlateOptions, generate_dataset
 from artseg.synth.presets import PRESETS
 
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the dataset and print a one-line summary; return the exit status."""
+    check_output_folder(args.out)
     plate = None
     if args.plate_experiments > 0:
         plate = PlateOptions(

@@ -7,10 +7,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from artseg.config import load_config
 from artseg.errors import ArtsegInputError
-from artseg.io import read_image_manifest
-from artseg.model_io import CONFIG_NAME
+from artseg.io import check_output_folder, read_image_manifest
 
 
 def register(subparsers) -> None:
@@ -39,22 +37,23 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and save; returns the exit status."""
-    from artseg.pipeline import ArtifactSegmenter  # torch import only when the command runs
+    # torch is imported only when the command runs, so `artseg --help` starts fast
+    from artseg.config import load_config
+    from artseg.model_io import CONFIG_NAME
+    from artseg.pipeline import ArtifactSegmenter
 
     config = load_config(args.config)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.mode is not None:
         config = dataclasses.replace(config, mode=args.mode)
-    out = Path(args.out)
+    out = check_output_folder(args.out)
     existing = out / CONFIG_NAME
-    if existing.exists():
-        if not args.overwrite:
-            raise ArtsegInputError(f"{out}: already holds a model; choose another --out or pass --overwrite")
-        existing.unlink()  # an interrupted retrain must not leave the old config next to new weights
-    if out.exists() and not out.is_dir():
-        raise ArtsegInputError(f"{out}: exists and is not a folder")
+    if existing.exists() and not args.overwrite:
+        raise ArtsegInputError(f"{out}: already holds a model; choose another --out or pass --overwrite")
     manifest = read_image_manifest(args.manifest, require_label=True)
+    if existing.exists():
+        existing.unlink()  # an interrupted retrain must not leave the old config next to new weights
     started = time.perf_counter()
     print(f"training {config.mode} segmenter, config {config.name!r}, seed {config.seed}, "
           f"{len(manifest)} manifest rows")
