@@ -1,21 +1,33 @@
-"""Score-CAM speed, memory and fidelity on a briefly trained ResNet50.
+"""Score-CAM speed, memory and fidelity on a briefly trained ResNet50, against torchcam.
 
 A ResNet50 (3 input channels, 2 logits) is trained for a few epochs with
 ``artseg.train.fit`` to tell synthetic brightfield-like fields with dark artifact
 blobs from clean ones, so its Score-CAM channel weights are far from uniform (a
 random-init network gives nearly equal weights and hides fidelity loss). Then
-each Score-CAM variant runs in its own subprocess on 224x224 artifact images
+each Score-CAM variant runs in its own subprocess on ``--cam-size`` artifact images
 (seconds per image, peak RSS), and its maps are compared with exact float32
 Score-CAM (Pearson r per image). A second, free analysis replays top-k choices
 from the exact run's recorded channel weights (all fp32) to compare channel
 rankings and what unscored channels get.
 
-Usage (from the repository root; results go to benchmarks/out/scorecam)::
+Variants: ``default`` is ``score_cam(model, images)`` as users call it (128 channels
+spread over the peak-activation ranking, precision "auto" = bf16 where the CPU has
+it, else fp32); ``fp32-auto`` the same in fp32; ``*-topK`` the K highest-peak
+channels; ``exact-*`` all 2048 channels; ``torchcam`` and ``pytorch-grad-cam`` those
+libraries' ScoreCAM with their default batch sizes, maps upsampled (bilinear) to
+the input size. pytorch-grad-cam imports torchvision, cv2 and ttach at import time; without
+them the variant reports why it cannot run.
+
+Usage (from the repository root; results go to ``--out-dir``, default
+benchmarks/out/scorecam)::
 
     python benchmarks/bench_scorecam.py                      # all default variants
     python benchmarks/bench_scorecam.py --variants exact-fp32 bf16-top256 --n-images 2
+    python benchmarks/bench_scorecam.py --cam-size 128 --variants exact-fp32 default torchcam
     python benchmarks/bench_scorecam.py --markdown           # print a RESULTS.md table
 
+The AVX2 path on an AVX-512 machine: prefix ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`` (``default`` then resolves to fp32, as on an AVX2 CPU).
 Take timings when the machine is otherwise idle (``uptime``); the script prints the
 load average before and after each variant.
 """
@@ -23,6 +35,8 @@ load average before and after each variant.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import resource
@@ -36,23 +50,33 @@ import torch
 from torch import nn
 
 from artseg.cam import combine_channel_maps, score_cam, score_cam_reference
-from artseg.cam._score_cam import _nearest_scored_weights  # the replay must use score_cam's own rule
+# the replay must use score_cam's own rules
+from artseg.cam._score_cam import AUTO_CHANNELS, _nearest_scored_weights, _spread_channels
+from artseg.hardware import cpu_capability, cpu_model_name
 from artseg.nets import ResNet
-from artseg.train import TrainConfig, fit
+from artseg.train import TrainConfig, fit, memory_format_for, resolve_precision
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "scorecam"
 TRAIN_SIZE, CAM_SIZE = 128, 224
 VARIANTS: dict[str, dict] = {
-    "exact-fp32": dict(precision="fp32"),
-    "bf16": dict(precision="bf16"),
+    "default": dict(),  # score_cam(model, images): what users call
+    "fp32-auto": dict(precision="fp32"),  # the default where "auto" precision is fp32 (AVX2)
+    "exact-fp32": dict(precision="fp32", top_k=None),
+    "bf16": dict(precision="bf16", top_k=None),
+    "fp32-top512": dict(precision="fp32", top_k=512),
     "fp32-top256": dict(precision="fp32", top_k=256),
+    "fp32-top128": dict(precision="fp32", top_k=128),
+    "fp32-top64": dict(precision="fp32", top_k=64),
     "bf16-top512": dict(precision="bf16", top_k=512),
     "bf16-top256": dict(precision="bf16", top_k=256),
     "bf16-top128": dict(precision="bf16", top_k=128),
     "bf16-top64": dict(precision="bf16", top_k=64),
-    "reference-loop": dict(),  # score_cam_reference: one masked input at a time, fp32
+    "reference-loop": dict(top_k=None),  # score_cam_reference: one masked input at a time, fp32
+    "torchcam": dict(top_k=None),  # torchcam.methods.ScoreCAM, fp32, its default batch size (32)
+    "pytorch-grad-cam": dict(top_k=None),  # pytorch_grad_cam.ScoreCAM, fp32, its default batch size (16)
 }
-DEFAULT_VARIANTS = [name for name in VARIANTS if name != "reference-loop"]
+PEERS = ("torchcam", "pytorch-grad-cam")
+DEFAULT_VARIANTS = [name for name in VARIANTS if name not in ("reference-loop", *PEERS)]
 
 
 # --------------------------------------------------------------------------- data
@@ -135,12 +159,66 @@ class ProbabilityRecorder(nn.Module):
         return logits
 
 
+# --------------------------------------------------------------------------- peers
+def torchcam_score_cam(model: nn.Module, image: torch.Tensor) -> np.ndarray:
+    """torchcam's ScoreCAM map of class 1 (artifact) for one image, upsampled to its size."""
+    from torchcam.methods import ScoreCAM  # only the methods subpackage: no torchvision needed
+
+    with ScoreCAM(model, target_layer=model.last_stage, input_shape=tuple(image.shape)) as extractor:
+        with torch.inference_mode():
+            logits = model(image[None])
+        low_res = extractor(class_idx=1, scores=logits)[0][0]  # first target layer, first image
+    return _upsampled_unit_map(low_res, image.shape[-2:])
+
+
+def grad_cam_score_cam(model: nn.Module, image: torch.Tensor) -> np.ndarray:
+    """pytorch-grad-cam's ScoreCAM map of class 1 for one image (at the input size already)."""
+    from pytorch_grad_cam import ScoreCAM  # imports torchvision, cv2 and ttach at import time
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with ScoreCAM(model=model, target_layers=[model.last_stage]) as extractor:
+        return extractor(input_tensor=image[None], targets=[ClassifierOutputTarget(1)])[0]
+
+
+def _upsampled_unit_map(low_res: torch.Tensor, size: torch.Size) -> np.ndarray:
+    upsampled = torch.nn.functional.interpolate(
+        low_res[None, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+    low, high = upsampled.min(), upsampled.max()
+    return ((upsampled - low) / (high - low)).numpy() if high > low else np.zeros(tuple(size))
+
+
+PEER_FUNCTIONS = {"torchcam": torchcam_score_cam, "pytorch-grad-cam": grad_cam_score_cam}
+PEER_MODULES = {"torchcam": "torchcam.methods", "pytorch-grad-cam": "pytorch_grad_cam"}
+# modules the peer's Score-CAM imports at import time (pytorch-grad-cam's package __init__
+# imports every method and its utils: torchvision transforms, cv2 resizing, ttach)
+PEER_REQUIRES = {"torchcam": (), "pytorch-grad-cam": ("torchvision", "cv2", "ttach", "sklearn")}
+
+
 # --------------------------------------------------------------------------- one variant
-def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs: int) -> dict:
+def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs: int, out_dir: Path) -> dict:
     """Time one variant on the cached model and images; save its maps; return a summary."""
-    model = trained_resnet50(OUT_DIR, epochs)
-    images = torch.from_numpy(np.load(OUT_DIR / "images.npy"))[:n_images]
+    model = trained_resnet50(OUT_DIR, epochs)  # one cache for every --out-dir: same weights
+    images = torch.from_numpy(np.load(out_dir / "images.npy"))[:n_images]
     recorder = ProbabilityRecorder(model) if name == "exact-fp32" else None
+    if name in PEERS or name == "reference-loop":
+        precision = "fp32"
+    else:
+        precision = resolve_precision(VARIANTS[name].get("precision", "auto"))
+    layout = "channels_last" if memory_format_for(precision) == torch.channels_last else "contiguous"
+    summary = dict(variant=name, precision=precision, layout=layout, threads=torch.get_num_threads(),
+                   cpu=cpu_model_name(), cpu_capability=cpu_capability(), torch=torch.__version__,
+                   size=int(images.shape[-1]), top_k=VARIANTS[name].get("top_k", f"{AUTO_CHANNELS} spread"))
+    if name in PEERS:
+        summary.update(layout="contiguous")
+        package = PEER_MODULES[name].split(".")[0]
+        needed = (package, *PEER_REQUIRES[name])
+        missing = [module for module in needed if importlib.util.find_spec(module) is None]
+        if missing:
+            return dict(summary, unavailable=f"{package} needs {', '.join(missing)} (not installed)")
+        try:
+            importlib.import_module(PEER_MODULES[name])
+        except ImportError as error:
+            return dict(summary, unavailable=f"{type(error).__name__}: {error}")
     seconds, cpu_seconds, maps = [], [], []
     for image in images:
         for _ in range(repeats):
@@ -148,22 +226,23 @@ def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs:
                 recorder.recorded.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             if name == "reference-loop":
-                image_map = score_cam_reference(model, image[None])
+                image_map = score_cam_reference(model, image[None])[0]
+            elif name in PEERS:
+                image_map = PEER_FUNCTIONS[name](model, image)
             else:
-                image_map = score_cam(recorder or model, image[None], batch_size=batch_size, **VARIANTS[name])
+                image_map = score_cam(recorder or model, image[None], batch_size=batch_size, **VARIANTS[name])[0]
             seconds.append(time.perf_counter() - started)
             cpu_seconds.append(time.process_time() - cpu_started)
-        maps.append(image_map[0])
+        maps.append(image_map)
         if recorder is not None:
             # first record is the activation pass; the rest are the masked inputs in channel order
-            np.save(OUT_DIR / f"weights_{len(maps) - 1}.npy", torch.cat(recorder.recorded[1:]).numpy())
-    np.save(OUT_DIR / f"maps_{name}.npy", np.stack(maps))
+            np.save(out_dir / f"weights_{len(maps) - 1}.npy", torch.cat(recorder.recorded[1:]).numpy())
+    np.save(out_dir / f"maps_{name}.npy", np.stack(maps))
     return dict(
-        variant=name,
+        summary,
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        threads=torch.get_num_threads(),
     )
 
 
@@ -181,23 +260,24 @@ def pseudo_mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((mask_a & mask_b).sum() / max((mask_a | mask_b).sum(), 1))
 
 
-def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int]) -> list[dict]:
+def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int], out_dir: Path) -> list[dict]:
     """Fidelity of weight choices replayed from the exact run's fp32 channel weights.
 
     For each image the exact run recorded the weight of every non-constant channel.
     Controls: all weights equal ("uniform": the plain activation sum, no scoring at
-    all). Top-k: keep the k best-ranked channels' exact weights (ranked by mean or
-    peak |activation|; ``score_cam`` uses the peak) and give the others the mean
+    all). Top-k: keep the exact weights of k channels, chosen as the k highest by mean
+    or peak |activation| (``score_cam(top_k=k)`` uses the peak) or spread evenly over
+    the peak ranking ("spread", ``top_k="auto"``), and give the others the mean
     scored weight ("fill"), zero ("drop"), or the weight of the scored channel with
     the closest normalised map ("nearest", what ``score_cam`` does).
     """
-    exact_maps = np.load(OUT_DIR / "maps_exact-fp32.npy")
+    exact_maps = np.load(out_dir / "maps_exact-fp32.npy")
     rows = []
     for i, image in enumerate(images[: len(exact_maps)]):
         activations = _last_stage_activations(model, image)
         flat = activations.flatten(1)
         non_constant = flat.amax(dim=1) > flat.amin(dim=1)
-        recorded = torch.from_numpy(np.load(OUT_DIR / f"weights_{i}.npy")).double()
+        recorded = torch.from_numpy(np.load(out_dir / f"weights_{i}.npy")).double()
         if len(recorded) != int(non_constant.sum()):
             raise RuntimeError("recorded weights do not match the non-constant channels")
         weights = torch.zeros(len(flat), dtype=torch.float64)
@@ -214,11 +294,15 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int]) -> list[
             f"min {recorded.min():.3f}, median {recorded.median():.3f}, max {recorded.max():.3f}, "
             f"std {recorded.std():.3f} over {len(recorded)} of {len(flat)} channels")))
         rows.append(row(k=0, ranking="-", unscored="uniform", weights=non_constant.double()))
-        rankings = {"mean": flat.abs().mean(dim=1), "max": flat.abs().amax(dim=1)}
+        rankings = {
+            "mean": lambda k: torch.sort(flat.abs().mean(dim=1), descending=True, stable=True).indices[:k],
+            "max": lambda k: torch.sort(flat.abs().amax(dim=1), descending=True, stable=True).indices[:k],
+            "spread": lambda k: _spread_channels(activations, k),
+        }
         for k in ks:
-            for ranking, energy in rankings.items():
+            for ranking, choose in rankings.items():
                 scored = torch.zeros(len(flat), dtype=torch.bool)
-                scored[torch.sort(energy, descending=True, stable=True).indices[:k]] = True
+                scored[choose(k)] = True
                 scored &= non_constant
                 unscored = ~scored & non_constant
                 estimates = {
@@ -248,24 +332,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--n-images", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per image (median reported)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="score_cam batch size (peers use theirs)")
     parser.add_argument("--epochs", type=int, default=4, help="toy-task training epochs")
+    parser.add_argument("--cam-size", type=int, default=CAM_SIZE, help="side of the explained images")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR,
+                        help="images, maps and weights of this run (the trained model stays in the default)")
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md table")
     parser.add_argument("--run-variant", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.run_variant:
-        summary = run_variant(args.run_variant, args.n_images, args.repeats, args.batch_size, args.epochs)
+        summary = run_variant(args.run_variant, args.n_images, args.repeats, args.batch_size, args.epochs,
+                              args.out_dir)
         print("RESULT " + json.dumps(summary), flush=True)
         return 0
 
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     model = trained_resnet50(OUT_DIR, args.epochs)
     rng = np.random.default_rng(123)
-    images = np.stack([toy_field(rng, CAM_SIZE, True) for _ in range(max(args.n_images, 3))])
-    np.save(OUT_DIR / "images.npy", images)
+    images = np.stack([toy_field(rng, args.cam_size, True) for _ in range(max(args.n_images, 3))])
+    np.save(args.out_dir / "images.npy", images)
     with torch.inference_mode():
         p_artifact = torch.softmax(model(torch.from_numpy(images)), dim=1)[:, 1]
+    print(f"CPU {cpu_model_name()}, capability {cpu_capability()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {args.cam_size}x{args.cam_size} images", flush=True)
     print("artifact probability of the benchmark images:", np.round(p_artifact.numpy(), 3).tolist())
 
     summaries = []
@@ -273,26 +366,35 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         command = [sys.executable, __file__, "--run-variant", name, "--n-images", str(args.n_images),
                    "--repeats", str(args.repeats), "--batch-size", str(args.batch_size),
-                   "--epochs", str(args.epochs)]
+                   "--epochs", str(args.epochs), "--out-dir", str(args.out_dir)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         summary = json.loads(output.split("RESULT ", 1)[1])
         summary["load"] = (load_before, os.getloadavg()[0])
         summaries.append(summary)
+        if "unavailable" in summary:
+            print(f"{name:15s} cannot run here: {summary['unavailable']}", flush=True)
+            continue
         print(f"{name:15s} median {np.median(summary['seconds']):7.2f} s/image "
               f"(runs {np.round(summary['seconds'], 2).tolist()}), CPU "
               f"{np.median(summary['cpu_seconds']):7.2f} s/image, peak RSS "
-              f"{summary['peak_rss_mb']:.0f} MB, load {summary['load'][0]:.2f}->{summary['load'][1]:.2f}",
-              flush=True)
+              f"{summary['peak_rss_mb']:.0f} MB, {summary['precision']} {summary['layout']}, "
+              f"load {summary['load'][0]:.2f}->{summary['load'][1]:.2f}", flush=True)
 
-    exact_path = OUT_DIR / "maps_exact-fp32.npy"
+    exact_path = args.out_dir / "maps_exact-fp32.npy"
     if exact_path.exists():
         exact = np.load(exact_path)
         for summary in summaries:
-            maps = np.load(OUT_DIR / f"maps_{summary['variant']}.npy")
+            if "unavailable" in summary:
+                continue
+            maps = np.load(args.out_dir / f"maps_{summary['variant']}.npy")
             n = min(len(maps), len(exact))
             summary["r"] = [pearson(maps[i], exact[i]) for i in range(n)]
             summary["iou"] = [pseudo_mask_iou(maps[i], exact[i]) for i in range(n)]
-        replay = replay_top_k(model, torch.from_numpy(images), [32, 64, 128, 256, 512, 1024])
+            print(f"{summary['variant']:15s} r vs exact fp32 per image {np.round(summary['r'], 4).tolist()}")
+        replay = replay_top_k(model, torch.from_numpy(images), [32, 64, 96, 128, 192, 256, 512, 1024],
+                              args.out_dir)
         print(replay_table(replay))
     if args.markdown:
         print(markdown_table(summaries))
@@ -300,13 +402,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown_table(summaries: list[dict]) -> str:
-    lines = ["| variant | s/image (median) | CPU s/image (median) | runs | min r vs exact fp32 | "
-             "min IoU of map>0.05 | peak RSS MB | load before/after |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Markdown: one row per variant, under a line naming the CPU, path and threads."""
+    first = summaries[0]
+    lines = [f"CPU: {first['cpu']}; ATen capability {first['cpu_capability']}; torch {first['torch']}; "
+             f"{first['threads']} threads; {first['size']}x{first['size']} images", "",
+             "| variant | channels scored | precision, layout | s/image (median) | CPU s/image (median) | runs | "
+             "min r vs exact fp32 | min IoU of map>0.05 | peak RSS MB | load before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
+        if "unavailable" in s:
+            lines.append(f"| {s['variant']} | - | - | cannot run: {s['unavailable']} | | | | | | |")
+            continue
         r = f"{min(s['r']):.4f}" if s.get("r") else "n/a"
         iou = f"{min(s['iou']):.3f}" if s.get("iou") else "n/a"
-        lines.append(f"| {s['variant']} | {np.median(s['seconds']):.2f} | {np.median(s['cpu_seconds']):.2f} | "
+        scored = "all" if s["top_k"] in (None, "all") else s["top_k"]
+        lines.append(f"| {s['variant']} | {scored} | {s['precision']}, {s['layout']} | "
+                     f"{np.median(s['seconds']):.2f} | {np.median(s['cpu_seconds']):.2f} | "
                      f"{len(s['seconds'])} | {r} | {iou} | "
                      f"{s['peak_rss_mb']:.0f} | {s['load'][0]:.1f}/{s['load'][1]:.1f} |")
     return "\n".join(lines)

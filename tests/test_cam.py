@@ -170,6 +170,110 @@ def test_class_none_explains_the_predicted_class(detector, images):
     np.testing.assert_allclose(maps[1], score_cam(detector, mixed[1:], class_idx=0, precision="fp32")[0], atol=1e-6)
 
 
+WIDE_CHANNELS = 192  # more than the default 128 scored channels
+
+
+@pytest.fixture(scope="module")
+def wide_detector() -> TinyClassifier:
+    """The square detector widened to 192 channels, one stem channel firing on dark pixels.
+
+    Its images also hold a dark square: many channels highlight the dark square, but only
+    masks keeping the bright one raise the artifact probability, so the channel weights,
+    not the activations alone, decide the map.
+    """
+    net = bright_square_detector(channels=WIDE_CHANNELS)
+    with torch.no_grad():
+        dark = net.stem[0]
+        dark.weight[1] = 0.0
+        dark.weight[1, 0, 1, 1] = -2.0
+        dark.bias[1] = 0.6
+    return net
+
+
+@pytest.fixture(scope="module")
+def dark_and_bright_images() -> torch.Tensor:
+    """One image with the bright square and a dark square elsewhere (one image: the
+    reference loop runs 192 masked forward passes per image)."""
+    images = square_images(1)
+    images[:, :, 30:42, 4:16] -= 0.6
+    return images
+
+
+@pytest.fixture(scope="module")
+def wide_reference_maps(wide_detector, dark_and_bright_images) -> np.ndarray:
+    return score_cam_reference(wide_detector, dark_and_bright_images)
+
+
+def test_wide_detector_needs_its_channel_weights(wide_detector, dark_and_bright_images, wide_reference_maps):
+    with torch.no_grad():
+        activations = wide_detector.last_stage(wide_detector.stem(dark_and_bright_images))
+    for channel_maps, exact in zip(activations, wide_reference_maps):
+        unweighted = combine_channel_maps(channel_maps, torch.ones(WIDE_CHANNELS), exact.shape)
+        assert pearson(unweighted, exact) < 0.9
+
+
+def test_default_scores_128_channels(wide_detector, dark_and_bright_images):
+    batch_sizes: list[int] = []
+    handle = wide_detector.register_forward_pre_hook(lambda module, args: batch_sizes.append(len(args[0])))
+    try:
+        score_cam(wide_detector, dark_and_bright_images, precision="fp32", batch_size=50)
+    finally:
+        handle.remove()
+    assert batch_sizes == [1, 50, 50, 28]  # activations, then 128 masked inputs
+
+
+def test_default_channel_selection_matches_exact(wide_detector, dark_and_bright_images, wide_reference_maps):
+    maps = score_cam(wide_detector, dark_and_bright_images, precision="fp32")
+    for fast, exact in zip(maps, wide_reference_maps):
+        assert pearson(fast, exact) >= 0.99
+    assert not np.allclose(maps, wide_reference_maps, atol=1e-6)  # an approximation, not exact
+
+
+def test_top_k_none_is_exact(wide_detector, dark_and_bright_images, wide_reference_maps):
+    maps = score_cam(wide_detector, dark_and_bright_images, precision="fp32", top_k=None)
+    np.testing.assert_allclose(maps, wide_reference_maps, atol=1e-4)
+
+
+def test_default_is_exact_for_up_to_128_channels(detector, images):
+    np.testing.assert_array_equal(
+        score_cam(detector, images, precision="fp32"), score_cam(detector, images, precision="fp32", top_k=None)
+    )
+
+
+def test_auto_channels_spread_over_the_peak_ranking():
+    from artseg.cam._score_cam import _ranked_channels
+
+    peaks = 1.0 + torch.randperm(300, generator=torch.Generator().manual_seed(0)).double()
+    activations = torch.zeros(400, 2, 2)  # channels 300-399 constant: never scored
+    activations[:300, 0, 0] = -peaks  # the sign is irrelevant: ranked by |activation|
+    chosen = _ranked_channels(activations, "auto")
+    assert len(chosen) == 128 and len(set(chosen.tolist())) == 128 and chosen.max() < 300
+    ranks = (300 - peaks[chosen]).long()  # 0 = highest peak
+    assert ranks[0] == 0 and ranks[-1] == 299
+    assert set(torch.diff(ranks).tolist()) <= {2, 3}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_masked_inputs_take_the_layout_of_the_precision(precision):
+    from artseg.train import memory_format_for
+
+    torch.manual_seed(0)
+    net = TinyClassifier(num_logits=2, channels=4, in_channels=3).eval()
+    layouts: list[tuple[bool, bool]] = []
+
+    def record_layout(module: nn.Module, args: tuple) -> None:
+        layouts.append(tuple(args[0].is_contiguous(memory_format=f)
+                             for f in (torch.contiguous_format, torch.channels_last)))
+
+    handle = net.register_forward_pre_hook(record_layout)
+    try:
+        score_cam(net, torch.rand(1, 3, 16, 16), precision=precision, batch_size=4)
+    finally:
+        handle.remove()
+    expected = memory_format_for(precision)
+    assert layouts[1] == (expected == torch.contiguous_format, expected == torch.channels_last)
+
+
 @pytest.mark.parametrize("top_k", [8, 100])
 def test_top_k_of_all_channels_is_exact(detector, images, top_k):
     exact = score_cam(detector, images, precision="fp32")
@@ -363,6 +467,7 @@ def test_combine_channel_maps_is_relu_then_minmax():
     [
         (dict(class_idx=2), "class_idx"),
         (dict(top_k=0), "top_k"),
+        (dict(top_k="all"), "top_k must be 'auto'"),
         (dict(batch_size=0), "batch_size"),
         (dict(baseline="dark"), "baseline"),
         (dict(baseline=torch.zeros(3, 5, 5)), "broadcast"),

@@ -3,7 +3,8 @@
 Public API
 ----------
 score_cam
-    Batched Score-CAM with optional top-k channels, baseline and bf16 scoring.
+    Batched Score-CAM: a spread sample of 128 channels by default (``top_k=None``: all,
+    exact), baselines, bf16 scoring.
 score_cam_reference
     The plain float32 one-mask-at-a-time loop, for checking `score_cam`.
 resolve_target_layer
