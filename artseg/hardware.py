@@ -5,11 +5,12 @@ One place decides, from what the CPU (or GPU) offers, how every network in ArtSe
 - **precision**: bf16 autocast where the hardware has native bf16 matrix instructions and
   PyTorch is allowed to use them (AVX-512 BF16 or AMX on x86-64, a bf16-capable CUDA device);
   fp32 everywhere else (AVX2-only x86-64, aarch64, ...).
-- **layout**: channels_last only with bf16; fp32 keeps the default (contiguous) layout. On an
-  AVX2-only CPU, oneDNN's fp32 convolution backward-weights in channels_last corrupts the heap
-  (``munmap_chunk(): invalid pointer`` in ``dnnl_primitive::~dnnl_primitive``, issue 17), and
-  the contiguous layout is as fast or faster there (``benchmarks/bench_unet.py``,
-  ``benchmarks/RESULTS.md``: "Compute path").
+- **layout**: channels_last where oneDNN runs its AVX-512 (or newer) kernels, in bf16 and fp32
+  alike (1.3-1.8x faster fp32 training there, ``benchmarks/bench_unet.py``); the default
+  (contiguous) layout everywhere else. On the AVX2 path, oneDNN's fp32 convolution
+  backward-weights in channels_last corrupts the heap (``munmap_chunk(): invalid pointer`` in
+  ``dnnl_primitive::~dnnl_primitive``, issue 17): there only the contiguous layout is safe
+  (``benchmarks/RESULTS.md``: "Compute path").
 
 ``ATEN_CPU_CAPABILITY=avx2`` (with ``ONEDNN_MAX_CPU_ISA=AVX2``) makes a bigger CPU take the
 AVX2 path in full, precision included, so that path can be exercised on any machine.
@@ -37,6 +38,17 @@ def cpu_capability() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def _onednn_cap() -> str:
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+
+
+def onednn_runs_avx512() -> bool:
+    """Whether ATen and oneDNN both dispatch to AVX-512 (or newer) kernels on this CPU."""
+    cap = _onednn_cap()
+    uncapped = cap in ("ALL", "DEFAULT") or cap.startswith(("AVX512", "AVX10"))
+    return torch.backends.mkldnn.is_available() and cpu_capability() == "AVX512" and uncapped
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether networks on this CPU should run in bf16 autocast.
 
@@ -46,8 +58,7 @@ def cpu_has_fast_bf16() -> bool:
     """
     if not torch.backends.mkldnn.is_available() or cpu_capability() != "AVX512":
         return False
-    onednn_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
-    if onednn_cap not in _ONEDNN_BF16_ISAS:
+    if _onednn_cap() not in _ONEDNN_BF16_ISAS:
         return False
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
@@ -82,14 +93,16 @@ def resolve_precision(precision: str = "auto", device_type: str = "cpu") -> str:
 
 
 def memory_format_for(precision: str, device_type: str = "cpu") -> torch.memory_format:
-    """Activation layout for a precision: channels_last with bf16, contiguous with fp32.
+    """Activation layout: channels_last with bf16 and on oneDNN's AVX-512 path, else contiguous.
 
     Examples
     --------
-    >>> memory_format_for("fp32")
-    torch.contiguous_format
+    >>> memory_format_for("bf16")
+    torch.channels_last
     """
     if resolve_precision(precision, device_type) == "bf16":
+        return torch.channels_last
+    if device_type == "cpu" and onednn_runs_avx512():
         return torch.channels_last
     return torch.contiguous_format
 

@@ -170,3 +170,40 @@ def test_analyses_artifact_model_is_fast_with_plain_score_cam_maps():
         k: v for k, v in fast["cam"].items() if k not in ("flips", "stage_candidates")}
     assert nuclei_impact.ARTIFACT_MODEL_OVERRIDES["cam"] == defaults.ANALYSIS_ARTIFACT_OVERRIDES["cam"]
 
+
+def _shipped_recipes(seed: int = 0) -> dict:
+    """Each shipped model folder: the configuration and the generated data it must have been made with."""
+    from analysis import nuclei_impact
+
+    size, images = nuclei_impact.DEFAULT_FIELD_SIZE, nuclei_impact.DEFAULT_IMAGES
+    plate = defaults.generation_settings("cho_m4r", seed)
+    nuclei = defaults.generation_settings("seven_cell_lines", seed, images, size)
+    return {
+        f"artseg_cho_m4r_fast_seed{seed}": (
+            defaults.default_model_config(seed=seed, overrides=defaults.ANALYSIS_ARTIFACT_OVERRIDES), plate),
+        f"cells_cho_m4r_seed{seed}": (
+            defaults.default_model_config(strong=True, seed=seed, overrides=defaults.PIXEL_MODEL_OVERRIDES), plate),
+        f"artseg_seven_cell_lines_{size}px_fast_seed{seed}": (
+            defaults.default_model_config(seed=seed, overrides=nuclei_impact.ARTIFACT_MODEL_OVERRIDES), nuclei),
+        f"nuclei_seven_cell_lines_{size}px_seed{seed}": (
+            defaults.default_model_config(strong=True, seed=seed, overrides=nuclei_impact.NUCLEI_MODEL_OVERRIDES),
+            nuclei),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_shipped_recipes()))
+def test_shipped_models_match_the_current_recipe_and_data(name):
+    """A change to `fast`, the analyses' overrides or the generator makes the shipped weights stale:
+    then `python -m analysis.ship_models` must be run again (and its result committed)."""
+    from artseg.pipeline import ArtifactSegmenter
+
+    folder = defaults.SHIPPED_MODELS / name
+    config, data = _shipped_recipes()[name]
+    shipped = ArtifactSegmenter.load(folder)  # checks every weight file's SHA-256
+    assert defaults._training_settings(shipped.config) == defaults._training_settings(config), \
+        f"{folder} is stale: rerun python -m analysis.ship_models"
+    assert json.loads((folder / "training_data.json").read_text()) == data
+    recipe = json.loads((folder / "recipe.json").read_text())
+    assert recipe["command"].startswith("python -m analysis.ship_models") and recipe["seed"] == 0
+    assert recipe["held_out_scores"]["n_fields"] > 0
+    assert sum(path.stat().st_size for path in folder.iterdir()) < 2_000_000

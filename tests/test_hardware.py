@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,10 +59,22 @@ def test_avx2_only_path_trains_every_network_kind(tmp_path):
     assert facts["weak"]["mask_shape"] == [64, 64] and facts["strong"]["mask_shape"] == [64, 64]
 
 
-def test_fp32_is_contiguous_and_bf16_channels_last():
-    assert hardware.memory_format_for("fp32") == torch.contiguous_format
+def test_fp32_is_contiguous_off_the_avx512_path_and_bf16_channels_last(monkeypatch):
     assert hardware.memory_format_for("bf16") == torch.channels_last
     assert hardware.memory_format_for("fp32", "cuda") == torch.contiguous_format
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    if torch.backends.mkldnn.is_available():
+        assert hardware.memory_format_for("fp32") == torch.channels_last
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN on its AVX2 kernels: the crash path
+    assert hardware.memory_format_for("fp32") == torch.contiguous_format
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    if torch.backends.mkldnn.is_available():
+        assert hardware.memory_format_for("fp32") == torch.channels_last
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX2")
+    assert hardware.memory_format_for("fp32") == torch.contiguous_format
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "DEFAULT")  # e.g. aarch64
+    assert hardware.memory_format_for("fp32") == torch.contiguous_format
 
 
 def test_capped_capability_or_onednn_means_fp32(monkeypatch):
@@ -84,6 +97,42 @@ def test_info_prints_the_compute_path(capsys):
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.strip().splitlines())
     assert lines["torch"] == torch.__version__
     assert lines["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert lines["precision"] == "fp32" and lines["layout"] == "contiguous"
+    expected_layout = "channels_last" if hardware.onednn_runs_avx512() else "contiguous"
+    assert lines["precision"] == "fp32" and lines["layout"] == expected_layout
     assert int(lines["threads"]) == torch.get_num_threads()
+
+
+_PREDICT_SHIPPED = r"""
+import sys
+import numpy as np
+from analysis import defaults
+from artseg.io import read_image, read_image_manifest
+from artseg.pipeline import ArtifactSegmenter
+
+manifest = read_image_manifest(sys.argv[1])
+model = ArtifactSegmenter.load(defaults.SHIPPED_MODELS / "artseg_cho_m4r_fast_seed0")
+rows = manifest[manifest["label"] == 1].head(2)
+predictions = [model.predict(read_image(path)) for path in rows["image"]]
+np.savez(sys.argv[2], probability=np.stack([p.probability for p in predictions]),
+         mask=np.stack([p.mask for p in predictions]), p_artifact=[p.p_artifact for p in predictions])
+"""
+
+
+def test_shipped_model_gives_the_same_masks_on_the_avx2_only_path(tmp_path):
+    """The embedded default's answer must not depend on the CPU: same shipped weights, fp32 on both paths."""
+    from artseg.synth import generate_dataset
+
+    generate_dataset("cho_m4r", tmp_path / "data", n_images=6, seed=3, size=256, plate=None, progress=False)
+    results = {}
+    for name, extra in (("native", {}), ("avx2", AVX2_ONLY)):
+        env = {**os.environ, **extra, "PYTHONPATH": str(REPO)}
+        out = tmp_path / f"{name}.npz"
+        run = subprocess.run([sys.executable, "-c", _PREDICT_SHIPPED, str(tmp_path / "data" / "manifest.csv"), str(out)],
+                             env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[name] = np.load(out)
+    native, avx2 = results["native"], results["avx2"]
+    assert np.abs(native["p_artifact"] - avx2["p_artifact"]).max() < 1e-4
+    assert np.abs(native["probability"] - avx2["probability"]).max() < 1e-3
+    assert (native["mask"] != avx2["mask"]).mean() < 1e-4
 

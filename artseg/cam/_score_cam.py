@@ -81,9 +81,8 @@ def score_cam(
         background instead of dark, which matters when artifacts are dark.
     precision : {"auto", "bf16", "fp32"}, default "auto"
         Arithmetic of the masked-input forward passes (the cost centre). ``"auto"``
-        uses bfloat16 autocast (channels_last) where the CPU has native bf16, float32
-        (contiguous layout) elsewhere, e.g. on AVX2-only CPUs; see
-        `artseg.train.resolve_precision` and `artseg.train.memory_format_for`.
+        uses bfloat16 autocast where the CPU has native bf16, float32 elsewhere (e.g. on
+        AVX2-only CPUs), in the layout `artseg.hardware.memory_format_for` chooses.
         Activations, probabilities and the weighted sum are always float32/float64.
     activation : {"auto", "softmax", "sigmoid"}, default "auto"
         How logits become probabilities: ``auto`` = sigmoid for one logit, softmax
