@@ -12,16 +12,18 @@ disk and a model folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from artseg.cache import cache_dir
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
 from artseg.errors import ArtsegInputError
-from artseg.io import atomic_write_csv, read_image, read_image_manifest, read_mask
+from artseg.io import _atomic_target, atomic_write_csv, read_image, read_image_manifest, read_mask
 from artseg.metrics import pixel_scores
 from artseg.pipeline import ArtifactSegmenter
 from artseg.synth import GENERATOR_VERSION, generate_dataset
@@ -74,6 +76,11 @@ def generation_settings(preset: str, seed: int, n_images: int = DEFAULT_TRAINING
                         size: int | None = None) -> dict:
     """The generation record (``generation.json``) of a default dataset made with these settings."""
     return {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
+
+
+def masks_dir() -> Path:
+    """Folder of the remembered masks of the default runs (:class:`RememberedMasks`)."""
+    return cache_dir() / "default" / "masks"
 
 
 def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None,
@@ -229,3 +236,74 @@ def held_out_scores(segmenter: ArtifactSegmenter, manifest_csv: Path, split: str
     truth = [read_mask(path) for path in rows["mask"]]
     predicted = [segmenter.predict_mask(read_image(path)) for path in rows["image"]]
     return {**pixel_scores(truth, predicted), "n_fields": int(len(rows))}
+
+
+class RememberedMasks:
+    """A segmenter's ``predict_mask``, remembered on disk per model and image content.
+
+    The embedded default runs segment the same fields with the same models every time; a
+    second run reads the masks back instead of running the networks again. The store is
+    keyed by the model's weights, configuration and calibration, and each mask by the
+    image's pixels, so a retrained model or a regenerated dataset never reads stale masks.
+
+    Parameters
+    ----------
+    segmenter : ArtifactSegmenter
+    folder : Path
+        Where the stores live (one ``<model key>.npz`` per model).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> class Threshold:
+    ...     config, calibration, unet, classifier = {}, {}, None, None
+    ...     def predict_mask(self, image):
+    ...         return image > 0.5
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     masks = RememberedMasks(Threshold(), Path(folder))
+    ...     first = masks.predict_mask(np.array([[0.2, 0.9]]))
+    ...     masks.save()
+    ...     again = RememberedMasks(Threshold(), Path(folder))
+    ...     again.predict_mask(np.array([[0.2, 0.9]])).tolist(), again.n_computed
+    ([[False, True]], 0)
+    """
+
+    def __init__(self, segmenter, folder: Path):
+        self.segmenter = segmenter
+        self.path = Path(folder) / f"{_model_key(segmenter)}.npz"
+        self.n_computed = 0
+        self._masks: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path) as stored:
+                self._masks = {key: stored[key] for key in stored.files}
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        """The model's mask of ``image``: remembered, or predicted now and remembered."""
+        image = np.ascontiguousarray(image)
+        key = hashlib.sha256(repr((image.shape, image.dtype.str)).encode() + image.tobytes()).hexdigest()
+        packed = self._masks.get(key)
+        if packed is None:
+            mask = np.asarray(self.segmenter.predict_mask(image), dtype=bool)
+            self._masks[key] = packed = np.packbits(mask, axis=None)
+            self.n_computed += 1
+        return np.unpackbits(packed, count=image.size).reshape(image.shape).astype(bool)
+
+    def save(self) -> None:
+        """Write the store atomically (only when masks were added)."""
+        if self.n_computed == 0:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _atomic_target(self.path) as target, open(target, "wb") as handle:
+            np.savez(handle, **self._masks)
+
+
+def _model_key(segmenter) -> str:
+    """SHA-256 of a segmenter's weights, configuration and calibration."""
+    digest = hashlib.sha256()
+    digest.update(repr((segmenter.config, segmenter.calibration)).encode())
+    for network in (segmenter.unet, getattr(segmenter, "classifier", None)):
+        if network is not None:
+            for name, tensor in network.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]

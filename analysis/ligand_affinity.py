@@ -131,11 +131,17 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     if "cell_mask" not in plate.columns:
         cell_segmenter = load_cell_segmenter(args.cell_model, args.seed, progress=not args.quiet,
                                              retrain=args.retrain)
-        if args.cell_model is None:
-            cell_scores = default_cell_model_scores(cell_segmenter, args.seed)
+    if default_root is not None:  # the embedded plate: a second run reads the masks back
+        segmenter, cell_segmenter = (None if model is None else defaults.RememberedMasks(model, defaults.masks_dir())
+                                     for model in (segmenter, cell_segmenter))
+    if cell_segmenter is not None and args.cell_model is None:
+        cell_scores = default_cell_model_scores(cell_segmenter, args.seed)
 
     field_rows = quantify_plate(plate, modes, segmenter, cell_segmenter, progress=not args.quiet,
                                 exclusion_margin=args.exclusion_margin)
+    for model in (segmenter, cell_segmenter):
+        if isinstance(model, defaults.RememberedMasks):
+            model.save()
     wells = aggregate_wells(field_rows)
     empty = wells[wells["n_fields"] == 0]
     if len(empty):

@@ -110,8 +110,14 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             with _timed(timings, "nuclei model"):
                 nuclei_model = load_nuclei_model(args.nuclei_model, args.seed, progress=not args.quiet,
                                                  retrain=args.retrain)
+    if args.manifest is None:  # the embedded default: a second run reads the masks back
+        segmenter, nuclei_model = (defaults.RememberedMasks(model, defaults.masks_dir())
+                                   for model in (segmenter, nuclei_model))
     with _timed(timings, "scoring"):
         per_image, nuclei = score_images(manifest, segmenter, nuclei_model, progress=not args.quiet)
+    for model in (segmenter, nuclei_model):
+        if isinstance(model, defaults.RememberedMasks):
+            model.save()
         summary = summarize_regions(per_image, nuclei)
     with _timed(timings, "writing"):
         write_outputs(args.out, per_image, nuclei, summary)

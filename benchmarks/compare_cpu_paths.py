@@ -56,10 +56,11 @@ def compare_tables(a: Path, b: Path) -> pd.DataFrame:
             if x.dtype.kind in "fi" and y.dtype.kind in "fi":
                 x, y = x.to_numpy(float), y.to_numpy(float)
                 same_nan = np.array_equal(np.isnan(x), np.isnan(y))
-                finite = ~np.isnan(x) & ~np.isnan(y)
+                same_inf = np.array_equal(np.where(np.isinf(x), x, 0), np.where(np.isinf(y), y, 0))
+                finite = np.isfinite(x) & np.isfinite(y)
                 diff = float(np.max(np.abs(x[finite] - y[finite]))) if finite.any() else 0.0
-                rows.append({"table": csv.name, "column": column,
-                             "result": f"max |Δ| {diff:.3g}" + ("" if same_nan else " (NaN differ)")})
+                rows.append({"table": csv.name, "column": column, "result": f"max |Δ| {diff:.3g}"
+                             + ("" if same_nan else " (NaN differ)") + ("" if same_inf else " (inf differ)")})
             else:
                 rows.append({"table": csv.name, "column": column,
                              "result": "equal" if x.astype(str).equals(y.astype(str)) else "DIFFERENT"})

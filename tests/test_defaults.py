@@ -207,3 +207,22 @@ def test_shipped_models_match_the_current_recipe_and_data(name):
     assert recipe["command"].startswith("python -m analysis.ship_models") and recipe["seed"] == 0
     assert recipe["held_out_scores"]["n_fields"] > 0
     assert sum(path.stat().st_size for path in folder.iterdir()) < 2_000_000
+
+
+def test_remembered_masks_are_keyed_by_model_and_image(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    manifest = _manifest(tmp_path)
+    model = defaults.train_or_load(manifest, tmp_path / "models" / "pixels", config=str(config), strong=True,
+                                   what="pixel model")
+    images = [np.random.default_rng(seed).normal(1000, 50, (32, 32)).astype(np.float32) for seed in range(3)]
+    first = defaults.RememberedMasks(model, tmp_path / "masks")
+    masks = [first.predict_mask(image) for image in images]
+    assert first.n_computed == 3 and all(np.array_equal(m, model.predict_mask(i)) for m, i in zip(masks, images))
+    first.save()
+    again = defaults.RememberedMasks(model, tmp_path / "masks")
+    assert all(np.array_equal(again.predict_mask(i), m) for i, m in zip(images, masks)) and again.n_computed == 0
+    again.predict_mask(images[0] + 1)  # other pixels: predicted anew
+    assert again.n_computed == 1
+    model.calibration.cutoff = 0.9  # another calibration is another model
+    assert defaults.RememberedMasks(model, tmp_path / "masks").path != first.path

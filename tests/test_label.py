@@ -212,6 +212,7 @@ def served(tmp_path):
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+        server.server_close()
 
 
 def _request(url, data=None):
