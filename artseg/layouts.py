@@ -100,9 +100,11 @@ def import_cho_m4r(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
         ``root`` missing, no split folder, no images, an image without its mask
         (or a mask without its image), or ambiguous stems.
 
-    Examples
-    --------
-    >>> manifest = import_cho_m4r("ArtSeg-CHO-M4R", "ArtSeg-CHO-M4R/manifest.csv")  # doctest: +SKIP
+    Notes
+    -----
+    Usage, on the unpacked public dataset::
+
+        manifest = import_cho_m4r("ArtSeg-CHO-M4R", "ArtSeg-CHO-M4R/manifest.csv")
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():

@@ -238,7 +238,7 @@ def clean_image_confidence(clean_probabilities, *, quantile: float = 0.999) -> f
     Examples
     --------
     >>> import numpy as np
-    >>> clean = [np.linspace(0, 0.2, 1001, dtype=np.float32)]
+    >>> clean = [np.linspace(0, 0.2, 1001, dtype=np.float32).reshape(7, 143)]
     >>> round(clean_image_confidence(clean, quantile=0.5), 3)
     0.1
     """
