@@ -6,7 +6,7 @@ One place decides, from what the CPU (or GPU) offers, how every network in ArtSe
   PyTorch is allowed to use them (AVX-512 BF16 or AMX on x86-64, a bf16-capable CUDA device);
   fp32 everywhere else (AVX2-only x86-64, aarch64, ...).
 - **layout**: channels_last where oneDNN runs its AVX-512 (or newer) kernels, in bf16 and fp32
-  alike (1.3-1.8x faster fp32 training there, ``benchmarks/bench_unet.py``); the default
+  alike (1.1-1.6x faster fp32 training there, ``benchmarks/bench_unet.py``); the default
   (contiguous) layout everywhere else. On the AVX2 path, oneDNN's fp32 convolution
   backward-weights in channels_last corrupts the heap (``munmap_chunk(): invalid pointer`` in
   ``dnnl_primitive::~dnnl_primitive``, issue 17): there only the contiguous layout is safe
@@ -24,7 +24,7 @@ import platform
 import torch
 
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 kernels are native
-_ONEDNN_BF16_ISAS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+_ONEDNN_BF16_ISAS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
                      "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
                      "AVX10_2_512_AMX_2")
 
@@ -56,9 +56,7 @@ def cpu_has_fast_bf16() -> bool:
     dispatches to AVX-512 kernels (not capped by ``ATEN_CPU_CAPABILITY``) and oneDNN is not
     capped below its bf16 kernels (``ONEDNN_MAX_CPU_ISA``).
     """
-    if not torch.backends.mkldnn.is_available() or cpu_capability() != "AVX512":
-        return False
-    if _onednn_cap() not in _ONEDNN_BF16_ISAS:
+    if not onednn_runs_avx512() or _onednn_cap() not in _ONEDNN_BF16_ISAS:
         return False
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from artseg.augment import augment_batch
 from artseg.errors import ArtsegInputError
-from artseg.hardware import cpu_has_fast_bf16, memory_format_for, resolve_precision  # noqa: F401  (re-exported)
+from artseg.hardware import memory_format_for, resolve_precision
 
 LossFn = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")

@@ -48,9 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from artseg.hardware import cpu_capability, cpu_model_name
+from artseg.hardware import cpu_capability, cpu_has_fast_bf16, cpu_model_name, memory_format_for, resolve_precision
 from artseg.nets import ResNet, UNet
-from artseg.train import cpu_has_fast_bf16, memory_format_for, resolve_precision
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 

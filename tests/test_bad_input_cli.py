@@ -307,11 +307,16 @@ def _shape_needles(mask, image, mask_shape=(SIZE // 2, SIZE), image_shape=(SIZE,
     return (mask, image, str(tuple(mask_shape)), str(tuple(image_shape)))
 
 
-def test_train_names_the_mask_and_the_image_of_a_shape_mismatch(dataset, tmp_path, capsys):
+def _manifest_with_small_mask(dataset, row: int):
+    """The dataset's manifest with row ``row``'s mask replaced by a too-small one; returns (csv, mask)."""
     small = _small_mask(dataset)
     table = pd.read_csv(dataset["manifest"], keep_default_na=False)
-    table.loc[1, "mask"] = small.name
-    manifest = write_manifest(dataset["manifest"], table)
+    table.loc[row, "mask"] = small.name
+    return write_manifest(dataset["manifest"], table), small
+
+
+def test_train_names_the_mask_and_the_image_of_a_shape_mismatch(dataset, tmp_path, capsys):
+    manifest, small = _manifest_with_small_mask(dataset, 1)
     out = tmp_path / "model"
     assert main(["train", "--quiet", "--config", "fast", "--manifest", str(manifest), "--out", str(out)]) == 2
     line = one_error_line(capsys, *_shape_needles(small, dataset["root"] / "img1.tif"))
@@ -324,10 +329,8 @@ def test_training_data_loader_names_the_mask_and_the_image(dataset):
 
     from .test_pipeline import tiny_config
 
-    small = _small_mask(dataset)
-    table = pd.read_csv(dataset["manifest"], keep_default_na=False)
-    table.loc[3, "mask"] = small.name
-    manifest = read_image_manifest(write_manifest(dataset["manifest"], table), check_shapes=False)
+    written, small = _manifest_with_small_mask(dataset, 3)
+    manifest = read_image_manifest(written, check_shapes=False)
     with pytest.raises(ArtsegInputError) as caught:
         ArtifactSegmenter(tiny_config()).fit(manifest, progress=False)
     for needle in _shape_needles(small, dataset["root"] / "img3.tif"):
@@ -335,10 +338,7 @@ def test_training_data_loader_names_the_mask_and_the_image(dataset):
 
 
 def test_make_clean_names_the_mask_and_the_image(dataset, tmp_path, capsys):
-    small = _small_mask(dataset)
-    table = pd.read_csv(dataset["manifest"], keep_default_na=False)
-    table.loc[3, "mask"] = small.name
-    manifest = write_manifest(dataset["manifest"], table)
+    manifest, small = _manifest_with_small_mask(dataset, 3)
     out = tmp_path / "clean"
     assert main(["make-clean", "--manifest", str(manifest), "--out", str(out)]) == 2
     one_error_line(capsys, *_shape_needles(small, dataset["root"] / "img3.tif"))
