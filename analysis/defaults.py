@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from artseg.cache import cache_dir
+from artseg.datasets import dataset_folder, synthetic_dataset
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
 from artseg.errors import ArtsegInputError
-from artseg.io import _atomic_target, atomic_write_csv, read_image, read_image_manifest, read_mask
+from artseg.io import atomic_folder, atomic_target, atomic_write_csv, read_image, read_image_manifest, read_mask
 from artseg.metrics import pixel_scores
-from artseg.pipeline import ArtifactSegmenter
-from artseg.synth import GENERATOR_VERSION, generate_dataset
+from artseg.pixel_model import PixelSegmenter
+from artseg.segmenter import ArtifactSegmenter, load_segmenter, make_segmenter
 
 # Training fields of the embedded ligand default: the image classifier, trained from scratch on
 # image labels, is the bottleneck of the weak path and needs data more than epochs (held-out AUC
-# 0.72 with 120 fields, 0.87-0.89 with 480; benchmarks/RESULTS.md, "Session 4").
+# 0.72 with 120 fields, 0.87-0.89 with 480; benchmarks/RESULTS.md, "Weak supervision").
 DEFAULT_TRAINING_IMAGES = 480
 # Beside a cached model: the generation record of the dataset it was trained on.
 _TRAINING_DATA_RECORD = "training_data.json"
@@ -38,7 +38,7 @@ _TRAINING_DATA_RECORD = "training_data.json"
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "data" / "weights"
 # The default models train and run in fp32 on every CPU: bf16 (AVX-512 BF16, AMX) and fp32
 # (AVX2) training learn different models, and bf16 inference moves mask edges, so the embedded
-# defaults' numbers changed with the hardware (issue 17; benchmarks/RESULTS.md, "Compute path").
+# defaults' numbers changed with the hardware (benchmarks/RESULTS.md, "Compute path").
 CPU_INDEPENDENT_OVERRIDES = {
     "classifier_train": {"precision": "fp32"},
     "unet_train": {"precision": "fp32"},
@@ -53,29 +53,23 @@ PIXEL_MODEL_OVERRIDES = {
     "unet_train": {"epochs": 8, "plateau_patience": 3},
 }
 
-# The analyses' artifact model keeps the Score-CAM of session 6 (plain maps, last stage or layer3
-# chosen on validation data). `fast`'s mirrored-map average and layer2 candidate (session 7) raise
-# pixel IoU on held-out fields, but on the ligand default they made mean |ΔLogIC50| vs manual worse
-# on all three seeds measured (0.474 vs 0.369 over seeds 0-2; benchmarks/RESULTS.md, Ligand
-# affinity → Session 7): what the readout needs is the large fluorescent clumps, not pooled IoU.
+# The analyses' artifact model explains plain maps, last stage or layer3 chosen on validation data.
+# `fast`'s mirrored-map average and layer2 candidate raise pixel IoU on held-out fields, but on the
+# ligand default they made mean |ΔLogIC50| vs manual worse on all three seeds measured (0.474 vs
+# 0.369 over seeds 0-2; benchmarks/RESULTS.md, "Tried, not kept"): what the readout needs is the
+# large fluorescent clumps, not pooled IoU.
 ANALYSIS_ARTIFACT_OVERRIDES = {"cam": {"flips": "none", "stage_candidates": ["last_stage", "layer3"]}}
 
 
-def default_root(preset: str, seed: int, size: int | None = None) -> Path:
+def default_root(preset: str, seed: int, size: int | None = None,
+                 n_images: int = DEFAULT_TRAINING_IMAGES) -> Path:
     """Folder of the default synthetic dataset of ``preset`` for ``seed`` (and field ``size``)."""
-    name = f"{preset}_seed{seed}" if size is None else f"{preset}_{size}px_seed{seed}"
-    return cache_dir() / "default" / name
+    return dataset_folder(preset, seed, n_images, size, plate=preset == "cho_m4r")
 
 
 def models_dir() -> Path:
     """Folder of the cached default models."""
     return cache_dir() / "default" / "models"
-
-
-def generation_settings(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES,
-                        size: int | None = None) -> dict:
-    """The generation record (``generation.json``) of a default dataset made with these settings."""
-    return {"preset": preset, "seed": seed, "n_images": n_images, "size": size, "generator_version": GENERATOR_VERSION}
 
 
 def masks_dir() -> Path:
@@ -85,35 +79,19 @@ def masks_dir() -> Path:
 
 def ensure_dataset(preset: str, seed: int, n_images: int = DEFAULT_TRAINING_IMAGES, size: int | None = None,
                    *, progress: bool = True) -> Path:
-    """Generate the default dataset once (atomically) and return its folder.
+    """The default dataset's folder, generated once (:func:`artseg.datasets.synthetic_dataset`).
 
-    A cached folder generated with other settings or by another generator version (its
-    ``generation.json``), or without that record, is regenerated.
-    ``size=None`` is the generator's default field size.
+    ``size=None`` is the generator's default field size; ``cho_m4r`` comes with its binding plate.
     """
-    root = default_root(preset, seed, size)
-    settings = generation_settings(preset, seed, n_images, size)
-    record = root / "generation.json"
-    if (root / "manifest.csv").exists():
-        if record.exists() and json.loads(record.read_text()) == settings:
-            return root
-        print(f"the cached {preset} dataset in {root} was generated with other settings; regenerating", flush=True)
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shape = "" if size is None else f", {n_images} fields of {size}x{size}"
-    print(f"generating the default {preset} dataset (seed {seed}{shape}) into {root} ...", flush=True)
-    generate_dataset(preset, staging, n_images=n_images, seed=seed, size=size, progress=progress)
-    (staging / "generation.json").write_text(json.dumps(settings))
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
-    return root
+    return synthetic_dataset(preset, n_images=n_images, seed=seed, size=size, plate=preset == "cho_m4r",
+                             progress=progress)
 
 
 def train_or_load(
     manifest_csv: Path, model_dir: Path, *, config: str = "fast", strong: bool = False,
     seed: int = 0, what: str = "artifact model", overrides: dict | None = None, progress: bool = True,
     retrain: bool = False,
-) -> ArtifactSegmenter:
+) -> ArtifactSegmenter | PixelSegmenter:
     """Load the shipped or a cached model folder, or train it on ``manifest_csv`` and cache it.
 
     The shipped folder (``SHIPPED_MODELS / model_dir.name``) is used when it was trained with
@@ -146,7 +124,7 @@ def train_or_load(
     if not retrain:
         for folder in (SHIPPED_MODELS / model_dir.name, model_dir):
             if (folder / "config.json").exists():
-                found = ArtifactSegmenter.load(folder)
+                found = load_segmenter(folder)
                 same_data = _generation_record(folder, _TRAINING_DATA_RECORD) == data_record
                 if same_data and _training_settings(found.config) == _training_settings(segmenter_config):
                     if folder != model_dir:
@@ -154,15 +132,11 @@ def train_or_load(
                     return found
                 print(f"the {what} in {folder} was trained with other settings or data; not used", flush=True)
     print(f"training the {what} ({config} config) -> {model_dir} ...", flush=True)
-    segmenter = ArtifactSegmenter(segmenter_config)
+    segmenter = make_segmenter(segmenter_config)
     segmenter.fit(read_image_manifest(manifest_csv, require_label=not strong), progress=progress)
-    staging = model_dir.with_name(model_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    segmenter.save(staging)
-    (staging / _TRAINING_DATA_RECORD).write_text(json.dumps(data_record))
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    staging.rename(model_dir)
+    with atomic_folder(model_dir, replace=True) as staging:
+        segmenter.save(staging)
+        (staging / _TRAINING_DATA_RECORD).write_text(json.dumps(data_record))
     return segmenter
 
 
@@ -211,13 +185,13 @@ def mask_manifest(manifest_csv: Path, mask_column: str, out_csv: Path) -> Path:
     return out_csv
 
 
-def held_out_scores(segmenter: ArtifactSegmenter, manifest_csv: Path, split: str = "test") -> dict:
+def held_out_scores(segmenter: PixelSegmenter, manifest_csv: Path, split: str = "test") -> dict:
     """Pixel precision / recall / F1 / IoU of a pixel model on a manifest's held-out rows.
 
     Parameters
     ----------
-    segmenter : ArtifactSegmenter
-        A strong-mode pixel model (cells, nuclei).
+    segmenter : PixelSegmenter
+        A pixel model (cells, nuclei).
     manifest_csv : Path
         Image manifest with ``image``, ``mask`` and ``split`` columns (e.g. from
         :func:`mask_manifest`); the model must not have been trained on ``split`` rows.
@@ -248,7 +222,7 @@ class RememberedMasks:
 
     Parameters
     ----------
-    segmenter : ArtifactSegmenter
+    segmenter : ArtifactSegmenter or PixelSegmenter
     folder : Path
         Where the stores live (one ``<model key>.npz`` per model).
 
@@ -293,7 +267,7 @@ class RememberedMasks:
         if self.n_computed == 0:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _atomic_target(self.path) as target, open(target, "wb") as handle:
+        with atomic_target(self.path) as target, open(target, "wb") as handle:
             np.savez(handle, **self._masks)
 
 

@@ -38,14 +38,17 @@ from artseg.io import (
     read_nuclei_manifest,
     write_labels,
 )
-from artseg.pipeline import ArtifactSegmenter
+from artseg.distributed import add_engine_arguments, engine_from_args, map_fields, model_digest
+from artseg.pixel_model import PixelSegmenter
+from artseg.segmenter import load_segmenter
+from artseg.shards import add_shard_arguments, fingerprint, read_parts, shard_option, write_part
 
 DEFAULT_OUT = Path("artseg-out") / "nuclei_impact"
 # Synthetic artifact areas are a share of the field (the paper's 0.38 %), nuclei keep the paper's
 # pixel size: in 256 x 256 fields an artifact is about one nucleus large and almost never holds
 # one (5 predicted nuclei inside artifacts in 16 test fields). In 512 x 512 fields artifacts are
 # several nuclei large (paper: ~11); 240 of them give 48 test fields, 24 with artifacts, ~1
-# nucleus inside an artifact per artifact field (benchmarks/RESULTS.md, issue 6 section).
+# nucleus inside an artifact per artifact field (benchmarks/RESULTS.md, "Nuclei impact").
 DEFAULT_FIELD_SIZE = 512
 DEFAULT_IMAGES = 240
 # Both models train on these first fields of the train / val split; the rest of it is unused,
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train the default artifact and nuclei models from scratch instead of using the "
                         "shipped ones (data/weights; seed 0) or cached ones")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_engine_arguments(parser)
+    add_shard_arguments(parser)
     return parser
 
 
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         if args.model is None:
             raise ArtsegInputError("--model MODEL_DIR is required with --manifest "
                                    "(the ArtSeg model that defines the artifact_free_model region)")
-        segmenter = ArtifactSegmenter.load(args.model)
+        segmenter = load_segmenter(args.model)
         nuclei_model = None
         if "nuclei_pred" not in manifest.columns:
             with _timed(timings, "nuclei model"):
@@ -113,8 +118,24 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     if args.manifest is None:  # the embedded default: a second run reads the masks back
         segmenter, nuclei_model = (defaults.RememberedMasks(model, defaults.masks_dir())
                                    for model in (segmenter, nuclei_model))
+    engine, shard = engine_from_args(args), shard_option(args)
+    field_options = dict(progress=not args.quiet, engine=engine,
+                         model_folders={"segmenter": args.model, "nuclei_model": args.nuclei_model})
+    if shard is not None or args.merge_shards:
+        run_fingerprint = fingerprint(manifest=manifest.to_csv(index=False),
+                                      models=[model_digest(segmenter), model_digest(nuclei_model)])
+    if shard is not None:
+        def shard_tables(positions):
+            per_image, nuclei = score_images(manifest.iloc[positions], segmenter, nuclei_model, positions=positions,
+                                             **field_options)
+            return {"per_image": per_image, "nuclei": nuclei}
+        return write_part(args.out, shard, len(manifest), run_fingerprint, shard_tables)
     with _timed(timings, "scoring"):
-        per_image, nuclei = score_images(manifest, segmenter, nuclei_model, progress=not args.quiet)
+        if args.merge_shards:
+            parts = read_parts(args.out, ("per_image", "nuclei"), len(manifest), run_fingerprint)
+            per_image, nuclei = parts["per_image"], parts["nuclei"]
+        else:
+            per_image, nuclei = score_images(manifest, segmenter, nuclei_model, **field_options)
     for model in (segmenter, nuclei_model):
         if isinstance(model, defaults.RememberedMasks):
             model.save()
@@ -139,39 +160,55 @@ def _timed(timings: dict[str, float], stage: str):
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
-def score_images(manifest: pd.DataFrame, segmenter, nuclei_model, *, progress=True):
-    """Score every image of the manifest; returns (per_image, nuclei) tables."""
-    per_image, nuclei = [], []
+def score_images(manifest: pd.DataFrame, segmenter, nuclei_model, *, progress=True, engine=None,
+                 model_folders: dict | None = None, positions=None):
+    """Score every image of the manifest; returns (per_image, nuclei) tables.
+
+    With an ``engine`` (:class:`artseg.distributed.Engine`) the images are tasks on a Dask
+    cluster; ``model_folders`` names the folders the models were loaded from (``segmenter``,
+    ``nuclei_model``; None: saved to the cache for the workers); the tables are the same.
+    ``positions`` (one per row, for ``--shard`` parts) adds a ``position`` column to both.
+    """
     has_manual = "artifact_mask" in manifest.columns
-    for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="images",
-                    disable=not progress, unit="image"):
-        image = read_image(row.image)
-        true_labels = read_labels(row.nuclei)
-        check_same_shape(image, true_labels, "nuclei", row.nuclei)
-        if nuclei_model is None:
-            pred_labels = read_labels(row.nuclei_pred)
-            check_same_shape(image, pred_labels, "nuclei_pred", row.nuclei_pred)
-        else:
-            pred_labels = segment_nuclei(nuclei_model, image)
-        model_mask = segmenter.predict_mask(image)
-        if has_manual and row.artifact_mask is not None:  # an empty cell = no artifact annotated
-            manual_mask = read_mask(row.artifact_mask)
-            check_same_shape(image, manual_mask, "artifact_mask", row.artifact_mask)
-        else:
-            manual_mask = np.zeros(image.shape, dtype=bool)
-        regions = region_masks(manual_mask, model_mask)
-        if not has_manual:
-            regions = {k: v for k, v in regions.items() if k not in ("artifact", "artifact_free_manual")}
-        name = str(row.image)
-        for region, mask in regions.items():
-            per_image.append({"image": name, "region": region,
-                              **score_region(true_labels, pred_labels, mask)})
-        table = nuclei_morphometry(pred_labels, true_labels, regions)
-        table.insert(0, "image", name)
-        nuclei.append(table)
+    per_field = map_fields(score_image, manifest.to_dict("records"),
+                           models={"segmenter": segmenter, "nuclei_model": nuclei_model},
+                           model_folders=model_folders, options={"has_manual": has_manual},
+                           engine=engine, desc="images", unit="image", progress=progress)
+    if positions is not None:
+        per_field = [([{**row, "position": position} for row in rows], table.assign(position=position))
+                     for (rows, table), position in zip(per_field, positions)]
+    per_image = [row for rows, _ in per_field for row in rows]
+    nuclei = [table for _, table in per_field]
     nuclei_table = pd.concat(nuclei, ignore_index=True) if nuclei else pd.DataFrame(
         columns=["image", "label", "region", "area", "solidity", "matched"])
     return pd.DataFrame(per_image), nuclei_table
+
+
+def score_image(row: dict, *, segmenter, nuclei_model, has_manual: bool):
+    """One nuclei-manifest row (a dict of its columns) -> (per-region score rows, its nuclei table)."""
+    image = read_image(row["image"])
+    true_labels = read_labels(row["nuclei"])
+    check_same_shape(image, true_labels, "nuclei", row["nuclei"])
+    if nuclei_model is None:
+        pred_labels = read_labels(row["nuclei_pred"])
+        check_same_shape(image, pred_labels, "nuclei_pred", row["nuclei_pred"])
+    else:
+        pred_labels = segment_nuclei(nuclei_model, image)
+    model_mask = segmenter.predict_mask(image)
+    if has_manual and row["artifact_mask"] is not None:  # an empty cell = no artifact annotated
+        manual_mask = read_mask(row["artifact_mask"])
+        check_same_shape(image, manual_mask, "artifact_mask", row["artifact_mask"])
+    else:
+        manual_mask = np.zeros(image.shape, dtype=bool)
+    regions = region_masks(manual_mask, model_mask)
+    if not has_manual:
+        regions = {k: v for k, v in regions.items() if k not in ("artifact", "artifact_free_manual")}
+    name = str(row["image"])
+    scores = [{"image": name, "region": region, **score_region(true_labels, pred_labels, mask)}
+              for region, mask in regions.items()]
+    table = nuclei_morphometry(pred_labels, true_labels, regions)
+    table.insert(0, "image", name)
+    return scores, table
 
 
 def summarize_regions(per_image: pd.DataFrame, nuclei: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +235,7 @@ def summarize_regions(per_image: pd.DataFrame, nuclei: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def segment_nuclei(nuclei_model: ArtifactSegmenter, image: np.ndarray) -> np.ndarray:
+def segment_nuclei(nuclei_model: PixelSegmenter, image: np.ndarray) -> np.ndarray:
     """Brightfield nuclei instances: the U-Net's foreground split by a watershed."""
     return split_instances(nuclei_model.predict_mask(image))
 
@@ -227,7 +264,7 @@ def default_inputs(seed: int, model_dir: Path | None, nuclei_model_dir: Path | N
                                                overrides=ARTIFACT_MODEL_OVERRIDES, progress=progress,
                                                retrain=retrain)
         else:
-            segmenter = ArtifactSegmenter.load(model_dir)
+            segmenter = load_segmenter(model_dir)
     with _timed(timings, "nuclei model"):
         nuclei_model = load_nuclei_model(nuclei_model_dir, seed, progress=progress, retrain=retrain)
     return manifest, segmenter, nuclei_model
@@ -239,10 +276,10 @@ def training_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_nuclei_model(nuclei_model_dir: Path | None, seed: int, *, progress: bool = True,
-                      retrain: bool = False) -> ArtifactSegmenter:
+                      retrain: bool = False) -> PixelSegmenter:
     """A user's nuclei U-Net folder, or the cached default trained on stain-derived labels."""
     if nuclei_model_dir is not None:
-        return ArtifactSegmenter.load(nuclei_model_dir)
+        return load_segmenter(nuclei_model_dir)
     root = defaults.ensure_dataset("seven_cell_lines", seed, n_images=DEFAULT_IMAGES, size=DEFAULT_FIELD_SIZE,
                                    progress=progress)
     manifest_csv = root / "nuclei_from_stain.csv"

@@ -94,7 +94,9 @@ def field_intensities(
     dict
         ``cell_mean``, ``background_mean`` (float; NaN when no pixel is left, the caller
         decides what to do), ``n_cell_px``, ``n_background_px``, ``n_excluded_px`` (int;
-        excluded pixels after the exclusion margin).
+        excluded pixels after the exclusion margin), ``n_artifact_px`` (pixels of the
+        exclusion mask itself, before the margin) and ``n_pixels`` (the field's size), whose
+        ratio is the field's artifact coverage.
 
     Raises
     ------
@@ -129,11 +131,12 @@ def field_intensities(
         raise ArtsegInputError(f"{source}: fluorescence contains {n_bad} NaN or infinite pixels")
 
     cells = _as_mask(cell_mask, "cell mask", image.shape, source)
-    excluded = (
+    artifact = (
         np.zeros(image.shape, dtype=bool)
         if exclusion_mask is None
-        else _grow(_as_mask(exclusion_mask, "exclusion mask", image.shape, source), exclusion_margin)
+        else _as_mask(exclusion_mask, "exclusion mask", image.shape, source)
     )
+    excluded = _grow(artifact, exclusion_margin)
     cell_pixels = cells & ~excluded
     background_pixels = ~_grow(cells, background_margin) & ~excluded
     n_cell = int(np.count_nonzero(cell_pixels))
@@ -144,6 +147,8 @@ def field_intensities(
         "n_cell_px": n_cell,
         "n_background_px": n_background,
         "n_excluded_px": int(np.count_nonzero(excluded)),
+        "n_artifact_px": int(np.count_nonzero(artifact)),
+        "n_pixels": int(image.size),
     }
 
 
@@ -203,7 +208,7 @@ def aggregate_wells(field_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 well_table = aggregate_wells
-"""Alias of :func:`aggregate_wells` (the name used in docs/INTERFACES.md)."""
+"""Alias of :func:`aggregate_wells`, for scripts that call it by its earlier name."""
 
 
 def pearson_with_ci(

@@ -219,7 +219,7 @@ def summarize_by_ligand(
         −mean(log Ki), NaN without a tracer.
     """
     rows = []
-    flags = fits["fit_flags"].fillna("").astype(str)
+    flags = fits["fit_flags"].map(lambda value: value if isinstance(value, str) else "")
     for (ligand, mode), group in fits.groupby(["ligand", "mode"], sort=True):
         ok = group[group["success"].astype(bool)]
         mean, sd, sem, low, high = mean_interval(ok["log_ic50"], confidence)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from artseg.errors import ArtsegInputError
+from artseg.cli import run_command
+from artseg.io import atomic_target
 
 
 def format_table(table: pd.DataFrame, digits: int = 3) -> str:
@@ -23,14 +23,14 @@ def format_table(table: pd.DataFrame, digits: int = 3) -> str:
 def save_figure(figure, path: Path, dpi: int = 110) -> None:
     """Save a matplotlib figure atomically (temporary name, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-    tmp.replace(path)
+    with atomic_target(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".") or "png")
 
 
 def run_cli(parser, run: Callable, outputs: str, argv: list[str] | None = None) -> int:
-    """Parse ``argv``, call ``run(args) -> summary table``, print it; 2 and one line on bad input.
+    """Parse ``argv``, call ``run(args) -> summary table``, print it; errors as every ``artseg`` command.
+
+    Bad input is one line and exit status 2, an interrupt 130 (:func:`artseg.cli.run_command`).
 
     Parameters
     ----------
@@ -42,11 +42,15 @@ def run_cli(parser, run: Callable, outputs: str, argv: list[str] | None = None) 
         The files written, named in the closing message.
     """
     args = parser.parse_args(argv)
-    try:
+
+    def run_and_report(args) -> int:
         summary = run(args)
-    except ArtsegInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(format_table(summary))
-    print(f"\nwrote {outputs} in {args.out}")
-    return 0
+        print(format_table(summary))
+        if getattr(args, "shard", None):
+            print(f"\nwrote part {args.shard} of the fields in {Path(args.out) / 'shards'}; "
+                  "when every part is there, run the same command with --merge-shards")
+        else:
+            print(f"\nwrote {outputs} in {args.out}")
+        return 0
+
+    return run_command(run_and_report, args)

@@ -26,9 +26,10 @@ import torch
 
 from analysis import defaults, ligand_affinity, nuclei_impact
 from analysis.reporting import run_cli
+from artseg.io import atomic_folder
 from artseg.hardware import describe
 from artseg.io import atomic_write_text
-from artseg.pipeline import ArtifactSegmenter
+from artseg.segmenter import load_segmenter
 
 GROUPS = ("ligand", "nuclei")
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         for name, (seconds, model, scores_of) in _train_group(group, args.seed, progress).items():
             target = args.out / name
             ship_copy(model, defaults.models_dir() / name, target)
-            shipped = ArtifactSegmenter.load(target)
+            shipped = load_segmenter(target)
             record = {
                 "command": "python -m analysis.ship_models" + (f" --only {group}" if args.only else "")
                 + (f" --seed {args.seed}" if args.seed else ""),
@@ -98,33 +99,29 @@ def _train_group(group: str, seed: int, progress: bool) -> dict:
 
 
 def _scorer(manifest_csv: Path):
-    def scores(segmenter: ArtifactSegmenter) -> dict:
+    def scores(segmenter) -> dict:
         return {key: round(value, 4) if isinstance(value, float) else value
                 for key, value in defaults.held_out_scores(segmenter, manifest_csv).items()}
     return scores
 
 
-def ship_copy(segmenter: ArtifactSegmenter, trained_folder: Path, target: Path) -> Path:
+def ship_copy(segmenter, trained_folder: Path, target: Path) -> Path:
     """Write ``segmenter`` to ``target`` with float16 weights, beside its training record and logs.
 
     The folder is staged and renamed, so ``target`` is either the old or the new copy.
     """
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for network in (segmenter.unet, segmenter.classifier):
-        if network is not None:
-            network.to(torch.float16)
-    try:
-        segmenter.save(staging)
-    finally:
+    with atomic_folder(target, replace=True) as staging:
         for network in (segmenter.unet, segmenter.classifier):
             if network is not None:
-                network.to(torch.float32)
-    for extra in ["training_data.json", *(p.name for p in trained_folder.glob("*_log.csv"))]:
-        shutil.copy2(trained_folder / extra, staging / extra)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+                network.to(torch.float16)
+        try:
+            segmenter.save(staging)
+        finally:
+            for network in (segmenter.unet, segmenter.classifier):
+                if network is not None:
+                    network.to(torch.float32)
+        for extra in ["training_data.json", *(p.name for p in trained_folder.glob("*_log.csv"))]:
+            shutil.copy2(trained_folder / extra, staging / extra)
     return target
 
 

@@ -25,12 +25,10 @@ from artseg.train import TrainConfig
 BUILTIN_CONFIGS = ("fast", "paper", "paper_plus")
 MODES = ("weak", "strong")
 PRECISIONS = ("auto", "bf16", "fp32")
-PSEUDO_METHODS = ("fixed", "otsu", "percentile")
-REFINEMENTS = ("none", "superpixels")
+PSEUDO_METHODS = ("fixed", "otsu")
 # cam.flips: which mirror images of the input Score-CAM also explains; their maps, mirrored
 # back, are averaged with the plain one (test-time augmentation of the map)
 CAM_FLIPS = {"none": ((),), "horizontal": ((), (-1,)), "all": ((), (-1,), (-2,), (-2, -1))}
-UNET_LOSSES = ("bce", "mil")
 CALIBRATION_SOURCES = ("masks", "pseudo")
 
 
@@ -61,67 +59,38 @@ class CamConfig:
     (``"layer3+layer4"``) average those stages' maps; ``"auto"`` picks one of
     ``stage_candidates`` at fit time by the pooled IoU of its pseudo-masks against the
     validation pixel masks (like the cut-off, §2.3.3), the first one when there are none.
-    Maps above ``pseudo_cutoff`` become
-    pseudo-mask pixels of artifact-labelled images.
-
-    Issue 4 additions (:mod:`artseg.weak`): ``baseline`` is Score-CAM's masking baseline
-    (``None`` = zeros as in the paper, ``"mean"``/``"background"`` = background-like);
-    ``pseudo_method`` ``"fixed"`` uses ``pseudo_cutoff``, ``"otsu"``/``"percentile"`` a
-    per-map cut-off (never below ``pseudo_cutoff``); ``refine="superpixels"`` snaps the
-    pseudo-masks to SLIC superpixels; ``self_training_rounds`` > 0 retrains the U-Net on
-    its predictions at or above ``self_training_confidence`` (``None``: the first U-Net's
-    cut-off chosen on validation data; ``"clean"``: the ``self_training_clean_quantile`` of
-    its probabilities on the clean training images, so "confident" means more artifact-like
-    than almost any pixel of a clean image, whatever the U-Net's calibration) inside the CAM
-    region dilated by ``self_training_dilation``; with ``self_training_fallback`` an artifact
-    image without any confident pixel keeps its previous labels. ``flips`` averages the map
-    with the maps of the mirrored input (``"horizontal"``: left-right, ``"all"``: the four
-    flips), mirrored back: the classifier is not mirror-equivariant, so the maps disagree
-    where each is unsure, and their average gave more accurate pseudo-masks (session 7,
-    benchmarks/RESULTS.md). ``min_image_probability`` > 0 leaves the artifact-labelled
-    images the classifier scores below it out of the U-Net's training: their pseudo-masks
-    are the least accurate, yet leaving them out cost IoU on both presets measured (session
-    8), so it stays 0 in every built-in config.
+    ``top_k`` is Score-CAM's channel selection (:func:`artseg.cam.score_cam`; ``None`` scores
+    every channel). ``flips`` averages the map with the maps of the mirrored input
+    (``"horizontal"``: left-right, ``"all"``: the four flips), mirrored back: the classifier
+    is not mirror-equivariant, so the maps disagree where each is unsure. Maps above
+    ``pseudo_cutoff`` become pseudo-mask pixels of artifact-labelled images
+    (``pseudo_method="fixed"``, the paper's 0.05), or above a per-map Otsu cut-off that is
+    never below ``pseudo_cutoff`` (``"otsu"``).
     """
 
     target_stage: str = "last_stage"
-    # target_stage="auto": the candidate whose pseudo-masks best match the validation pixel
-    # masks (when the fit has them and calibrates on them), else the first candidate
     stage_candidates: list[str] = field(default_factory=lambda: ["last_stage", "layer3"])
     batch_size: int = 64
     top_k: int | None = None
     flips: str = "none"
     pseudo_cutoff: float = 0.05
-    precision: str = "auto"
-    # Issue 4 (artseg.weak): the paper's recipe is baseline=None, pseudo_method="fixed",
-    # refine="none", self_training_rounds=0.
-    baseline: str | None = None
     pseudo_method: str = "fixed"
-    pseudo_percentile: float = 90.0
-    refine: str = "none"
-    superpixel_segments: int = 400
-    refine_min_fraction: float = 0.5
-    self_training_rounds: int = 0
-    # None: the first U-Net's cut-off chosen on validation data (postprocess.calibrate_on);
-    # "clean": the self_training_clean_quantile of its probabilities on clean training images
-    self_training_confidence: float | str | None = 0.5
-    self_training_clean_quantile: float = 0.999
-    # an artifact image without a confident pixel keeps its previous labels instead of
-    # becoming all-negative (the round has nothing to teach there)
-    self_training_fallback: bool = False
-    self_training_dilation: int = 8
-    # artifact-labelled images the classifier scores below this are left out of the U-Net's
-    # training (their Score-CAM maps explain an artifact the classifier does not see)
-    min_image_probability: float = 0.0
-    # unet_loss="bce": the paper's BCE on the pseudo-masks. "mil": pixels outside the map's
-    # pseudo_cutoff region are negatives, the region is unknown (its refined pseudo-mask
-    # positive when mil_positive_core), plus a top-k multiple-instance term per image
-    # (artseg.losses.partial_mil_loss).
-    unet_loss: str = "bce"
-    mil_top_fraction: float = 0.02
-    mil_min_pixels: int = 16
-    mil_weight: float = 1.0
-    mil_positive_core: bool = False
+    precision: str = "auto"
+
+
+# Options measured and not kept (benchmarks/RESULTS.md, "Tried, not kept"; their code is in
+# commit RETIRED_IN_COMMIT). A model folder or configuration file that still names one loads
+# when it holds the value that meant "off"; any other value is a one-line error.
+RETIRED_IN_COMMIT = "b4c081f"
+RETIRED_FIELDS = {
+    "cam": {
+        "baseline": None, "pseudo_percentile": 90.0, "refine": "none", "superpixel_segments": 400,
+        "refine_min_fraction": 0.5, "self_training_rounds": 0, "self_training_confidence": 0.5,
+        "self_training_clean_quantile": 0.999, "self_training_fallback": False, "self_training_dilation": 8,
+        "min_image_probability": 0.0, "unet_loss": "bce", "mil_top_fraction": 0.02, "mil_min_pixels": 16,
+        "mil_weight": 1.0, "mil_positive_core": False,
+    },
+}
 
 
 @dataclass
@@ -134,8 +103,8 @@ class PostprocessConfig:
     when the manifest has them (the paper's practice); ``"pseudo"`` against the validation
     pseudo-masks, so no pixel label is used anywhere. ``gate_threshold`` is the classifier
     probability below which a weak-mode image gets an empty mask; ``None`` chooses it with
-    the cut-off, from ``gate_grid`` (issue 4: the classifier misses artifact images the
-    U-Net alone would segment, so the best gate is often below 0.5).
+    the cut-off, from ``gate_grid`` (the classifier misses artifact images the U-Net alone
+    would segment, so the best gate is often below 0.5).
     """
 
     gate_threshold: float | None = 0.5
@@ -172,9 +141,9 @@ def _paper_unet() -> dict:
 
 @dataclass
 class SegmenterConfig:
-    """Everything :class:`artseg.pipeline.ArtifactSegmenter` needs; defaults are the paper's.
+    """Everything a segmenter needs; the defaults are the paper's.
 
-    ``mode`` is ``"weak"`` (ScoreCAM-U-Net: classifier → Score-CAM pseudo-masks → U-Net,
+    Read by :class:`artseg.ArtifactSegmenter` and :class:`artseg.PixelSegmenter`. ``mode`` is ``"weak"`` (ScoreCAM-U-Net: classifier → Score-CAM pseudo-masks → U-Net,
     U-Net gated by the classifier) or ``"strong"`` (U-Net trained on the manifest's pixel
     masks, applied to every image). ``seed`` seeds everything (network initialisation,
     splits, shuffling, augmentation); the ``seed`` of the nested train configs is derived
@@ -206,7 +175,7 @@ def config_from_dict(data: dict[str, Any], *, source: str = "configuration") -> 
     Missing fields keep the paper defaults; unknown fields or wrong types raise
     :class:`ArtsegInputError` naming ``source`` and the field.
     """
-    merged = merge_overrides(config_to_dict(SegmenterConfig()), data, source=source)
+    merged = merge_overrides(config_to_dict(SegmenterConfig()), drop_retired(data, source=source), source=source)
     config = _build(SegmenterConfig, merged, source, "")
     validate_config(config, source=source)
     return config
@@ -312,39 +281,43 @@ def validate_config(config: SegmenterConfig, *, source: str = "configuration") -
 
 
 def _weak_problems(config: SegmenterConfig) -> list[str]:
-    """Range checks of the pseudo-label improvement fields (issue 4, :mod:`artseg.weak`)."""
+    """Range checks of the pseudo-label and calibration-source fields."""
     cam, problems = config.cam, []
-    if cam.baseline not in (None, "mean", "background"):
-        problems.append(f"cam.baseline must be null, 'mean' or 'background', got {cam.baseline!r}")
     if cam.pseudo_method not in PSEUDO_METHODS:
         problems.append(f"cam.pseudo_method must be one of {PSEUDO_METHODS}, got {cam.pseudo_method!r}")
-    if not 0.0 <= cam.pseudo_percentile <= 100.0:
-        problems.append(f"cam.pseudo_percentile must be in [0, 100], got {cam.pseudo_percentile}")
     if cam.flips not in CAM_FLIPS:
         problems.append(f"cam.flips must be one of {tuple(CAM_FLIPS)}, got {cam.flips!r}")
-    if cam.refine not in REFINEMENTS:
-        problems.append(f"cam.refine must be one of {REFINEMENTS}, got {cam.refine!r}")
-    if cam.superpixel_segments < 2 or not 0.0 < cam.refine_min_fraction <= 1.0:
-        problems.append("cam: superpixel_segments must be >= 2 and refine_min_fraction in (0, 1]")
-    if cam.self_training_rounds < 0 or cam.self_training_dilation < 0:
-        problems.append("cam: self_training_rounds and self_training_dilation must be >= 0")
-    confidence = cam.self_training_confidence
-    if isinstance(confidence, str) and confidence != "clean":
-        problems.append(f"cam.self_training_confidence must be a number in [0, 1], null or 'clean', got {confidence!r}")
-    elif isinstance(confidence, float) and not 0.0 <= confidence <= 1.0:
-        problems.append(f"cam.self_training_confidence must be in [0, 1], got {confidence}")
-    if not 0.0 < cam.self_training_clean_quantile <= 1.0:
-        problems.append(f"cam.self_training_clean_quantile must be in (0, 1], got {cam.self_training_clean_quantile}")
-    if not 0.0 <= cam.min_image_probability < 1.0:
-        problems.append(f"cam.min_image_probability must be in [0, 1), got {cam.min_image_probability}")
-    if cam.unet_loss not in UNET_LOSSES:
-        problems.append(f"cam.unet_loss must be one of {UNET_LOSSES}, got {cam.unet_loss!r}")
-    if not 0.0 < cam.mil_top_fraction <= 1.0 or cam.mil_min_pixels < 1 or cam.mil_weight < 0:
-        problems.append("cam: mil_top_fraction must be in (0, 1], mil_min_pixels >= 1 and mil_weight >= 0")
     if config.postprocess.calibrate_on not in CALIBRATION_SOURCES:
         problems.append(f"postprocess.calibrate_on must be one of {CALIBRATION_SOURCES}, "
                         f"got {config.postprocess.calibrate_on!r}")
     return problems
+
+
+def drop_retired(data: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """``data`` without the retired fields that hold their "off" value (see :data:`RETIRED_FIELDS`).
+
+    Raises
+    ------
+    ArtsegInputError
+        A retired field set to anything else: the option is gone, so the model or
+        configuration cannot mean the same thing any more.
+    """
+    data = dict(data)
+    for section, retired in RETIRED_FIELDS.items():
+        values = data.get(section)
+        if not isinstance(values, dict):
+            continue
+        values = dict(values)
+        for name, off in retired.items():
+            if name in values:
+                value = values.pop(name)
+                if value != off:
+                    raise ArtsegInputError(
+                        f"{source}: {section}.{name}={value!r} is an option measured and not kept (removed after "
+                        f"commit {RETIRED_IN_COMMIT}; benchmarks/RESULTS.md, 'Tried, not kept'): drop it, or "
+                        "retrain the model")
+        data[section] = values
+    return data
 
 
 def _resolve_document(name_or_path: str | Path, seen: tuple[str, ...]) -> dict[str, Any]:
@@ -362,6 +335,7 @@ def _resolve_document(name_or_path: str | Path, seen: tuple[str, ...]) -> dict[s
                 f"{path}: no such configuration file (built-in configurations: {', '.join(BUILTIN_CONFIGS)})"
             )
         document, folder = _parse(path.read_text(encoding="utf-8"), path.suffix.lower(), str(path)), path.parent
+    document = drop_retired(document, source=key)
     base = document.pop("base", None)
     if base is None:
         return document

@@ -9,7 +9,7 @@ One place decides, from what the CPU (or GPU) offers, how every network in ArtSe
   alike (1.1-1.6x faster fp32 training there, ``benchmarks/bench_unet.py``); the default
   (contiguous) layout everywhere else. On the AVX2 path, oneDNN's fp32 convolution
   backward-weights in channels_last corrupts the heap (``munmap_chunk(): invalid pointer`` in
-  ``dnnl_primitive::~dnnl_primitive``, issue 17): there only the contiguous layout is safe
+  ``dnnl_primitive::~dnnl_primitive``): there only the contiguous layout is safe
   (``benchmarks/RESULTS.md``: "Compute path").
 
 ``ATEN_CPU_CAPABILITY=avx2`` (with ``ONEDNN_MAX_CPU_ISA=AVX2``) makes a bigger CPU take the

@@ -1,4 +1,4 @@
-"""Model folders: ``config.json`` plus one ``<name>.pt`` state_dict per network.
+"""Model folders: ``config.json`` plus one ``<name>.pt`` state_dict per network (and per tensor set).
 
 ``config.json`` records the format version, the package version, every network's spec
 (so the folder rebuilds its networks without pickled code), the SHA-256 of every weight
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from artseg import __version__
 from artseg.errors import ArtsegInputError
+from artseg.io.outputs import atomic_target, atomic_write_text
 from artseg.nets import build_network, network_spec
 
 FORMAT_NAME = "artseg-model"
@@ -30,7 +29,13 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 
 
-def save_model_folder(folder: str | Path, networks: dict[str, nn.Module], metadata: dict[str, Any]) -> Path:
+def save_model_folder(
+    folder: str | Path,
+    networks: dict[str, nn.Module],
+    metadata: dict[str, Any],
+    *,
+    tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> Path:
     """Write networks and metadata to ``folder`` (created if needed; existing files replaced).
 
     Parameters
@@ -41,6 +46,10 @@ def save_model_folder(folder: str | Path, networks: dict[str, nn.Module], metada
         :func:`artseg.nets.register_network`). Saved as ``<name>.pt``.
     metadata : dict
         JSON-serialisable; stored under ``"metadata"`` in ``config.json``.
+    tensors : dict, optional
+        ``{name: {key: tensor}}``: fitted numbers that are not a network's weights (a
+        baseline's Gaussians or memory bank). Saved as ``<name>.pt`` with their SHA-256 and
+        read back by :func:`load_model_tensors`.
 
     Returns
     -------
@@ -49,16 +58,28 @@ def save_model_folder(folder: str | Path, networks: dict[str, nn.Module], metada
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    tensors = tensors or {}
+    clash = sorted(set(networks) & set(tensors))
+    if clash:
+        raise ValueError(f"names used for both networks and tensors: {', '.join(clash)}")
     entries = {}
     for name, module in networks.items():
         file_name = f"{name}.pt"
         state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
-        _atomic_write(folder / file_name, lambda handle, s=state: torch.save(s, handle))
+        with atomic_target(folder / file_name) as temporary:
+            torch.save(state, temporary)
         entries[name] = {
             "spec": network_spec(module),
             "file": file_name,
             "sha256": file_sha256(folder / file_name),
         }
+    tensor_entries = {}
+    for name, values in tensors.items():
+        file_name = f"{name}.pt"
+        with atomic_target(folder / file_name) as temporary:
+            # strides kept: a fitted matrix read back in another layout multiplies with other rounding
+            torch.save({key: value.detach().cpu() for key, value in values.items()}, temporary)
+        tensor_entries[name] = {"file": file_name, "sha256": file_sha256(folder / file_name)}
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -66,8 +87,10 @@ def save_model_folder(folder: str | Path, networks: dict[str, nn.Module], metada
         "networks": entries,
         "metadata": metadata,
     }
+    if tensor_entries:
+        document["tensors"] = tensor_entries
     text = json.dumps(document, indent=2, sort_keys=False) + "\n"
-    _atomic_write(folder / CONFIG_NAME, lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write_text(folder / CONFIG_NAME, text)
     return folder / CONFIG_NAME
 
 
@@ -117,25 +140,8 @@ def load_model_folder(folder: str | Path) -> tuple[dict[str, nn.Module], dict[st
         except (KeyError, TypeError):
             raise ArtsegInputError(f"{folder / CONFIG_NAME}: network {name!r} lacks spec, file or sha256") from None
         path = folder / file_name
-        if Path(file_name).name != file_name:
-            raise ArtsegInputError(f"{folder / CONFIG_NAME}: weight file name {file_name!r} must be a plain name")
-        if not path.is_file():
-            raise ArtsegInputError(f"{path}: weight file missing")
-        actual_hash = file_sha256(path)
-        if actual_hash != expected_hash:
-            raise ArtsegInputError(
-                f"{path}: SHA-256 {actual_hash[:12]}... does not match config.json ({str(expected_hash)[:12]}...); "
-                "the file was modified or corrupted"
-            )
         module = build_network(spec)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            raise ArtsegInputError(
-                f"{path}: holds objects other than tensors; refusing to unpickle it (weights_only=True)"
-            ) from None
-        except (RuntimeError, EOFError, ValueError) as err:
-            raise ArtsegInputError(f"{path}: unreadable weight file ({_first_line(err)})") from None
+        state = _read_checked_state(folder, file_name, expected_hash)
         try:
             module.load_state_dict(state, strict=True)
         except (RuntimeError, TypeError, AttributeError, ValueError, KeyError) as err:
@@ -144,6 +150,54 @@ def load_model_folder(folder: str | Path) -> tuple[dict[str, nn.Module], dict[st
             ) from None
         networks[name] = module.eval()
     return networks, document["metadata"]
+
+
+def load_model_tensors(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Return the tensors saved with ``save_model_folder(..., tensors=...)`` (``{}`` if none).
+
+    Raises
+    ------
+    ArtsegInputError
+        As :func:`load_model_folder`: a missing or modified file, or one holding other objects.
+    """
+    folder = Path(folder)
+    entries = read_model_config(folder).get("tensors", {})
+    if not isinstance(entries, dict):
+        raise ArtsegInputError(f"{folder / CONFIG_NAME}: 'tensors' must be a mapping")
+    loaded = {}
+    for name, entry in entries.items():
+        try:
+            file_name, expected_hash = entry["file"], entry["sha256"]
+        except (KeyError, TypeError):
+            raise ArtsegInputError(f"{folder / CONFIG_NAME}: tensors {name!r} lack file or sha256") from None
+        state = _read_checked_state(folder, file_name, expected_hash)
+        if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+            raise ArtsegInputError(f"{folder / file_name}: expected a mapping of tensors")
+        loaded[name] = state
+    return loaded
+
+
+def _read_checked_state(folder: Path, file_name: str, expected_hash: str) -> Any:
+    """``torch.load`` (tensors only) of a file of the folder whose SHA-256 matches config.json."""
+    path = folder / file_name
+    if Path(file_name).name != file_name:
+        raise ArtsegInputError(f"{folder / CONFIG_NAME}: weight file name {file_name!r} must be a plain name")
+    if not path.is_file():
+        raise ArtsegInputError(f"{path}: weight file missing")
+    actual_hash = file_sha256(path)
+    if actual_hash != expected_hash:
+        raise ArtsegInputError(
+            f"{path}: SHA-256 {actual_hash[:12]}... does not match config.json ({str(expected_hash)[:12]}...); "
+            "the file was modified or corrupted"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ArtsegInputError(
+            f"{path}: holds objects other than tensors; refusing to unpickle it (weights_only=True)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError) as err:
+        raise ArtsegInputError(f"{path}: unreadable weight file ({_first_line(err)})") from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -158,14 +212,3 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

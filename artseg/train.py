@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,35 @@ def fit(
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return TrainResult(best_epoch, best_loss, history, stopped_early, precision)
+
+
+def train_network(network: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor | None,
+                  val_x: torch.Tensor, val_y: torch.Tensor | None, config: TrainConfig, *, seed: int, name: str,
+                  log_dir: str | Path | None = None, progress: bool = True,
+                  compute_loss: LossFn | None = None) -> TrainResult:
+    """:func:`fit` one network of a recipe: seeded, validated when there are validation rows, logged.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Trained in place on the device it is on.
+    train_x, train_y, val_x, val_y : torch.Tensor
+        As for :func:`fit`; an empty ``val_x`` monitors the training loss.
+    config : TrainConfig
+        Its ``seed`` is replaced by ``seed``.
+    name : str
+        The network's name in the progress bar and in ``<log_dir>/<name>_log.csv``.
+    """
+    has_val = len(val_x) > 0
+    return fit(network, train_x, train_y, val_x if has_val else None, val_y if has_val else None,
+               config=dataclasses.replace(config, seed=seed), compute_loss=compute_loss,
+               log_csv=None if log_dir is None else Path(log_dir) / f"{name}_log.csv", desc=name, progress=progress)
+
+
+def training_summary(result: TrainResult) -> dict:
+    """What a model folder records of one network's training."""
+    return {"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+            "epochs_run": len(result.history), "stopped_early": result.stopped_early, "precision": result.precision}
 
 
 def evaluate_loss(

@@ -1,30 +1,210 @@
-"""Better pseudo-labels from image-level supervision (issue 4).
+"""The weak recipe's stages (paper §2.2, §2.3.1): classifier → Score-CAM maps → pseudo-masks.
 
-Pure functions on arrays that turn coarse Score-CAM maps into sharper pseudo-masks and
-update them during self-training. None of them sees a pixel label: their inputs are the
-normalised image, its Score-CAM map and (for self-training) the U-Net's own probability.
+Pure functions on arrays and networks, composed by :class:`artseg.segmenter.ArtifactSegmenter`
+(which adds the U-Net of :mod:`artseg.pixel_model` and the calibration of
+:mod:`artseg.calibration`). None of them sees a pixel label, except :func:`choose_cam_stage`,
+which picks the explained stage on validation pixel masks the way the cut-off is chosen.
 
-- :func:`adaptive_cutoff`: a per-image pseudo-label cut-off from the map's own statistics
-  (Otsu or a percentile) instead of the paper's fixed 0.05 (§2.3.1).
-- :func:`refine_to_superpixels`: snap a coarse mask to image edges with SLIC superpixels,
-  dropping swallowed background.
-- :func:`self_training_labels`: next-round labels = confident U-Net pixels inside the
-  dilated Score-CAM region; :func:`clean_image_confidence` chooses "confident" from the
-  U-Net's probabilities on clean images.
-- :func:`partial_targets`: negative / positive / unknown pixel labels for the
-  multiple-instance U-Net loss (:mod:`artseg.losses`).
-- :func:`local_deviation`: ``|image - local background|``, the intensity-threshold baseline.
+- :func:`classifier_inputs`, :func:`train_classifier`, :func:`classifier_probabilities`:
+  the ResNet trained on image labels and its artifact probabilities.
+- :func:`score_cam_maps` (one stage or several averaged, optionally with mirrored inputs),
+  :func:`choose_cam_stage`.
+- :func:`make_pseudo_masks`: map > cut-off (the paper's fixed 0.05, or a per-map Otsu cut-off
+  from :func:`adaptive_cutoff`) for artifact images; empty masks for clean ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
-from scipy import ndimage
-from skimage.segmentation import slic
+import torch
+from torch import nn
 
+from artseg.cam._probability import class_probability, resolve_activation
+from artseg.config import CAM_FLIPS, CamConfig, SegmenterConfig
 from artseg.errors import ArtsegInputError
+from artseg.metrics import pixel_scores
+from artseg.nets import build_network
+from artseg.preprocess import resize_image, resize_mask
+from artseg.train import TrainResult, autocast_context, memory_format_for, resolve_precision, train_network
 
-CUTOFF_METHODS = ("fixed", "otsu", "percentile")
+CUTOFF_METHODS = ("fixed", "otsu")
+
+
+# --------------------------------------------------------------------------- the classifier
+
+
+def classifier_inputs(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
+    """Normalised images resized to the classifier's ``size`` × ``size``, as ``(N, 1, size, size)``."""
+    if len(images) == 0:
+        return torch.zeros((0, 1, size, size))
+    return torch.from_numpy(np.stack([resize_image(image, (size, size)) for image in images])[:, None])
+
+
+def train_classifier(inputs: torch.Tensor, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
+                     config: SegmenterConfig, *, device: torch.device, log_dir: Path | None = None,
+                     progress: bool = True) -> tuple[nn.Module, TrainResult]:
+    """Train the ResNet of ``config.classifier`` on image labels (1 = artifact), seeded by ``config.seed``.
+
+    Returns
+    -------
+    classifier : torch.nn.Module
+        Holding its best-validation weights, in eval mode.
+    result : TrainResult
+    """
+    classifier = build_network(config.classifier, seed=config.seed).to(device)
+    targets = torch.as_tensor(np.asarray(labels), dtype=torch.float32)[:, None]
+    result = train_network(classifier, inputs[train_rows], targets[train_rows], inputs[val_rows], targets[val_rows],
+                           config.classifier_train, seed=config.seed, name="classifier", log_dir=log_dir,
+                           progress=progress)
+    return classifier, result
+
+
+def classifier_probabilities(classifier: nn.Module, inputs: torch.Tensor, *, precision: str,
+                             device: torch.device, batch_size: int = 32) -> np.ndarray:
+    """Artifact probabilities of classifier inputs ``(N, 1, S, S)``, float32 ``(N,)``."""
+    precision = resolve_precision(precision, device.type)
+    memory_format = memory_format_for(precision, device.type)
+    classifier.eval()
+    probabilities = []
+    with torch.no_grad(), autocast_context(precision, device.type):
+        for start in range(0, len(inputs), batch_size):
+            x = inputs[start:start + batch_size].to(device).contiguous(memory_format=memory_format)
+            logits = classifier(x)
+            artifact = torch.ones(len(logits), dtype=torch.long, device=logits.device)
+            probabilities.append(class_probability(logits, artifact, resolve_activation("auto", logits.shape[1])))
+    if not probabilities:
+        return np.zeros(0, np.float32)
+    return torch.cat(probabilities).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- Score-CAM
+
+
+def target_layers(classifier: nn.Module, stage: str) -> list[nn.Module]:
+    """The classifier stages named by ``stage`` (attribute paths joined by ``+``).
+
+    Raises
+    ------
+    ArtsegInputError
+        ``stage`` is ``"auto"`` (chosen at fit time) or names no module of the classifier.
+    """
+    if stage == "auto":
+        raise ArtsegInputError("cam.target_stage 'auto' is chosen at fit time: call fit() or load() first")
+    layers = []
+    for path in stage.split("+"):
+        layer: Any = classifier
+        for part in path.strip().split("."):
+            layer = getattr(layer, part, None)
+        if not isinstance(layer, nn.Module):
+            raise ArtsegInputError(f"cam.target_stage {stage!r}: {path.strip()!r} is not a module of the classifier")
+        layers.append(layer)
+    return layers
+
+
+def score_cam_maps(classifier: nn.Module, inputs: torch.Tensor, stage: str, cam: CamConfig, *,
+                   device: torch.device, progress: bool = True) -> np.ndarray:
+    """Score-CAM maps ``(N, S, S)`` in [0, 1] of the artifact class at the classifier's input size.
+
+    Several stages (``"a+b"``) are averaged; with ``cam.flips`` the maps of the mirrored
+    inputs, mirrored back, join the average.
+    """
+    from artseg.cam import score_cam
+
+    if len(inputs) == 0:
+        return np.zeros((0, *inputs.shape[-2:]), np.float32)
+    inputs = inputs.to(device)
+    maps = []
+    for layer in target_layers(classifier, stage):
+        for dims in CAM_FLIPS[cam.flips]:
+            explained = score_cam(classifier, inputs.flip(dims) if dims else inputs, target_layer=layer,
+                                  class_idx=1, batch_size=cam.batch_size, top_k=cam.top_k,
+                                  precision=cam.precision, progress=progress)
+            maps.append(np.flip(explained, axis=dims) if dims else explained)
+    # Every map is min-max normalised to [0, 1] per image, so their mean is too; a deep
+    # stage says which object, a shallower one (stride 16) where its edges are.
+    return maps[0] if len(maps) == 1 else np.mean(maps, axis=0).astype(np.float32)
+
+
+def choose_cam_stage(classifier: nn.Module, inputs: torch.Tensor, working: Sequence[np.ndarray],
+                     rows: np.ndarray, masks: Sequence[np.ndarray] | None, config: SegmenterConfig, *,
+                     device: torch.device, progress: bool = True) -> tuple[str, dict[int, np.ndarray], dict]:
+    """Resolve ``cam.target_stage="auto"`` on the validation artifact images ``rows``.
+
+    Each candidate's pseudo-masks are scored against the pixel masks (pooled IoU, ties to the
+    earlier candidate); without masks (or ``calibrate_on="pseudo"``) the first candidate is
+    taken and nothing is scored.
+
+    Returns
+    -------
+    stage : str
+    maps : dict
+        The chosen stage's raw maps of the rows it scored (row → map), to reuse.
+    record : dict
+        What was chosen and how, for the model folder (empty for a fixed stage).
+    """
+    cam = config.cam
+    if cam.target_stage != "auto":
+        return cam.target_stage, {}, {}
+    if masks is None or config.postprocess.calibrate_on != "masks" or len(rows) == 0:
+        return cam.stage_candidates[0], {}, {"chosen": cam.stage_candidates[0], "selected_on": "default"}
+    truth = [resize_mask(masks[row], working[row].shape) for row in rows]
+    scored = {}
+    for candidate in cam.stage_candidates:
+        raw = score_cam_maps(classifier, inputs[rows], candidate, cam, device=device, progress=progress)
+        maps = [resize_image(m, working[row].shape) for m, row in zip(raw, rows)]
+        pseudo = make_pseudo_masks(maps, np.ones(len(rows), int), config)
+        scored[candidate] = (pixel_scores(truth, pseudo)["iou"], dict(zip(rows.tolist(), raw)))
+    stage = max(cam.stage_candidates, key=lambda c: scored[c][0])
+    record = {"chosen": stage, "selected_on": "pixel_masks",
+              "val_pseudo_iou": {c: round(float(v[0]), 4) for c, v in scored.items()}}
+    return stage, scored[stage][1], record
+
+
+# --------------------------------------------------------------------------- pseudo-masks
+
+
+def make_pseudo_masks(cam_maps: Sequence[np.ndarray] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                      config: SegmenterConfig) -> list[np.ndarray]:
+    """Turn Score-CAM maps into pseudo-masks for U-Net training (paper §2.3.1).
+
+    Parameters
+    ----------
+    cam_maps : sequence of numpy.ndarray
+        One map in [0, 1] per image (any 2-D shape each). Maps of clean images are ignored
+        and may be zeros.
+    labels : sequence of int
+        Image labels, 1 = contains an artifact, 0 = clean.
+    config : SegmenterConfig
+        Uses ``config.cam.pseudo_method`` and ``pseudo_cutoff`` (0.05 in the paper; with
+        ``"otsu"`` the floor of the per-map cut-off).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        bool masks: ``map > cutoff`` for artifact images, all False for clean ones.
+
+    Examples
+    --------
+    >>> maps = [np.array([[0.0, 0.5]]), np.array([[0.9, 0.9]])]
+    >>> [m.tolist() for m in make_pseudo_masks(maps, [1, 0], SegmenterConfig())]
+    [[[False, True]], [[False, False]]]
+    """
+    if len(cam_maps) != len(labels):
+        raise ArtsegInputError(f"{len(cam_maps)} Score-CAM maps but {len(labels)} labels")
+    cam = config.cam
+    masks = []
+    for cam_map, label in zip(cam_maps, labels):
+        cam_map = np.asarray(cam_map)
+        if int(label) != 1:
+            masks.append(np.zeros(cam_map.shape, dtype=bool))
+            continue
+        masks.append(cam_map > adaptive_cutoff(cam_map, cam.pseudo_method, fixed=cam.pseudo_cutoff,
+                                               floor=cam.pseudo_cutoff))
+    return masks
 
 
 def _as_2d_float(array, name: str) -> np.ndarray:
@@ -36,20 +216,17 @@ def _as_2d_float(array, name: str) -> np.ndarray:
     return array
 
 
-def adaptive_cutoff(cam_map: np.ndarray, method: str = "otsu", *, fixed: float = 0.05,
-                    percentile: float = 90.0, floor: float = 0.0) -> float:
+def adaptive_cutoff(cam_map: np.ndarray, method: str = "otsu", *, fixed: float = 0.05, floor: float = 0.0) -> float:
     """Pseudo-label cut-off of one Score-CAM map chosen from the map's own values.
 
     Parameters
     ----------
     cam_map : numpy.ndarray
         2-D map in [0, 1].
-    method : {"fixed", "otsu", "percentile"}, default "otsu"
+    method : {"fixed", "otsu"}, default "otsu"
         ``"fixed"`` returns `fixed` (the paper's 0.05, §2.3.1); ``"otsu"`` the threshold
-        that best separates the map's two intensity modes (Otsu 1979); ``"percentile"``
-        the `percentile`-th percentile of the map.
+        that best separates the map's two intensity modes (Otsu 1979).
     fixed : float, default 0.05
-    percentile : float, default 90.0
     floor : float, default 0.0
         The cut-off is never below this value (guards against near-empty maps).
 
@@ -74,10 +251,6 @@ def adaptive_cutoff(cam_map: np.ndarray, method: str = "otsu", *, fixed: float =
         cutoff = float(fixed)
     elif method == "otsu":
         cutoff = _exact_otsu(cam_map)
-    elif method == "percentile":
-        if not 0.0 <= percentile <= 100.0:
-            raise ArtsegInputError(f"percentile must be in [0, 100], got {percentile}")
-        cutoff = float(np.percentile(cam_map, percentile))
     else:
         raise ArtsegInputError(f"pseudo-label cut-off method must be one of {CUTOFF_METHODS}, got {method!r}")
     return max(cutoff, float(floor))
@@ -103,205 +276,3 @@ def _exact_otsu(values: np.ndarray) -> float:
     return float(0.5 * (ordered[best] + ordered[best + 1]))
 
 
-def refine_to_superpixels(image: np.ndarray, coarse_mask: np.ndarray, *, n_segments: int = 400,
-                          compactness: float = 0.1, min_fraction: float = 0.5,
-                          contrast_quantile: float = 0.9) -> np.ndarray:
-    """Snap a coarse mask to image edges: keep SLIC superpixels inside it that stand out.
-
-    A superpixel is kept when (1) at least `min_fraction` of it lies in `coarse_mask` and
-    (2) its mean intensity differs from the image's background level (median of the
-    pixels outside `coarse_mask`) by more than the `contrast_quantile` of that difference
-    over the superpixels outside `coarse_mask`. So background that Score-CAM's coarse,
-    over-inclusive region swallowed is dropped, and the kept region follows edges.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        Normalised 2-D grey image.
-    coarse_mask : numpy.ndarray
-        2-D bool mask of the same shape (e.g. a thresholded Score-CAM map).
-    n_segments : int, default 400
-        Approximate number of SLIC superpixels (Achanta et al. 2012).
-    compactness : float, default 0.1
-        SLIC compactness for a single-channel image in ~[0, 1]; small values follow edges.
-    min_fraction : float, default 0.5
-        Least fraction of a kept superpixel inside `coarse_mask`.
-    contrast_quantile : float, default 0.9
-        Quantile of the outside superpixels' contrast a kept superpixel must exceed;
-        0 keeps every superpixel passing (1).
-
-    Returns
-    -------
-    numpy.ndarray
-        bool mask, a union of superpixels (empty when `coarse_mask` is empty).
-
-    Raises
-    ------
-    ArtsegInputError
-        Shapes differ, or `min_fraction` / `contrast_quantile` out of range.
-    """
-    image = _as_2d_float(image, "image")
-    coarse_mask = np.asarray(coarse_mask, dtype=bool)
-    if coarse_mask.shape != image.shape:
-        raise ArtsegInputError(f"coarse_mask shape {coarse_mask.shape} differs from image shape {image.shape}")
-    if not 0.0 < min_fraction <= 1.0:
-        raise ArtsegInputError(f"min_fraction must be in (0, 1], got {min_fraction}")
-    if not 0.0 <= contrast_quantile <= 1.0:
-        raise ArtsegInputError(f"contrast_quantile must be in [0, 1], got {contrast_quantile}")
-    if not coarse_mask.any():
-        return coarse_mask.copy()
-    segments = slic(image, n_segments=int(n_segments), compactness=compactness, channel_axis=None,
-                    start_label=0, enforce_connectivity=True)
-    n_labels = segments.max() + 1
-    sizes = np.maximum(np.bincount(segments.ravel(), minlength=n_labels), 1)
-    coverage = np.bincount(segments.ravel(), weights=coarse_mask.ravel(), minlength=n_labels) / sizes
-    means = np.bincount(segments.ravel(), weights=image.ravel(), minlength=n_labels) / sizes
-    outside = ~coarse_mask
-    background_level = float(np.median(image[outside])) if outside.any() else float(np.median(image))
-    contrast = np.abs(means - background_level)
-    candidates = coverage >= min_fraction
-    reference = contrast[(coverage < min_fraction) & (np.bincount(segments.ravel(), minlength=n_labels) > 0)]
-    threshold = float(np.quantile(reference, contrast_quantile)) if reference.size else -np.inf
-    keep = candidates & (contrast > threshold)
-    return keep[segments]
-
-
-def self_training_labels(unet_probability: np.ndarray, cam_region: np.ndarray, *, confidence: float = 0.5,
-                         dilation: int = 8) -> np.ndarray:
-    """Next self-training round's pseudo-mask: confident U-Net pixels in the dilated CAM region.
-
-    Parameters
-    ----------
-    unet_probability : numpy.ndarray
-        2-D U-Net artifact probability of an artifact-labelled image.
-    cam_region : numpy.ndarray
-        2-D bool region where Score-CAM located the artifact (the previous pseudo-mask).
-    confidence : float, default 0.5
-        Pixels at or above this probability are labelled artifact.
-    dilation : int, default 8
-        Radius (pixels) by which `cam_region` is grown; predictions outside it are dropped,
-        so self-training cannot drift to regions the classifier never pointed at.
-
-    Returns
-    -------
-    numpy.ndarray
-        bool mask ``(unet_probability >= confidence) & dilate(cam_region, dilation)``.
-
-    Raises
-    ------
-    ArtsegInputError
-        Shapes differ, `confidence` outside [0, 1] or negative `dilation`.
-    """
-    unet_probability = _as_2d_float(unet_probability, "unet_probability")
-    cam_region = np.asarray(cam_region, dtype=bool)
-    if cam_region.shape != unet_probability.shape:
-        raise ArtsegInputError(
-            f"cam_region shape {cam_region.shape} differs from probability shape {unet_probability.shape}"
-        )
-    if not 0.0 <= confidence <= 1.0:
-        raise ArtsegInputError(f"confidence must be in [0, 1], got {confidence}")
-    if dilation < 0:
-        raise ArtsegInputError(f"dilation must be >= 0, got {dilation}")
-    region = cam_region
-    if dilation > 0 and region.any():
-        radius = int(dilation)
-        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-        region = ndimage.binary_dilation(region, structure=yy**2 + xx**2 <= radius**2)
-    return (unet_probability >= confidence) & region
-
-
-def clean_image_confidence(clean_probabilities, *, quantile: float = 0.999) -> float:
-    """Self-training cut-off from the U-Net's probabilities on clean images.
-
-    Clean images hold no artifact pixel, so the ``quantile`` of their probabilities is a
-    cut-off that almost no clean pixel reaches; pixels of artifact images above it are
-    more artifact-like than (nearly) anything the U-Net sees where there is none. Unlike a
-    fixed number it follows the U-Net's calibration, which differs from run to run.
-
-    Parameters
-    ----------
-    clean_probabilities : sequence of numpy.ndarray
-        U-Net artifact probability maps of clean (label 0) training images.
-    quantile : float, default 0.999
-        Share of clean pixels below the cut-off, in (0, 1].
-
-    Returns
-    -------
-    float
-        The cut-off, in [0, 1].
-
-    Raises
-    ------
-    ArtsegInputError
-        No clean image or `quantile` outside (0, 1].
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> clean = [np.linspace(0, 0.2, 1001, dtype=np.float32).reshape(7, 143)]
-    >>> round(clean_image_confidence(clean, quantile=0.5), 3)
-    0.1
-    """
-    if not 0.0 < quantile <= 1.0:
-        raise ArtsegInputError(f"quantile must be in (0, 1], got {quantile}")
-    maps = [_as_2d_float(probability, "clean probability").ravel() for probability in clean_probabilities]
-    if not maps:
-        raise ArtsegInputError("self-training at the clean-image quantile needs clean training images")
-    return float(np.clip(np.quantile(np.concatenate(maps), quantile), 0.0, 1.0))
-
-
-def partial_targets(cam_map: np.ndarray, *, region_cutoff: float = 0.05,
-                    core: np.ndarray | None = None) -> np.ndarray:
-    """Partial pixel labels of an artifact-labelled image for :func:`artseg.losses.partial_mil_loss`.
-
-    Parameters
-    ----------
-    cam_map : numpy.ndarray
-        2-D Score-CAM map in [0, 1] at the U-Net's working size.
-    region_cutoff : float, default 0.05
-        Pixels with ``cam_map > region_cutoff`` may hold the artifact (the paper's
-        pseudo-mask); the rest are labelled negative.
-    core : numpy.ndarray, optional
-        bool pixels inside the region confident enough to label positive (e.g. a refined
-        pseudo-mask); ``None`` labels none.
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 map: 0 negative, 1 positive, 2 unknown.
-
-    Examples
-    --------
-    >>> partial_targets(np.array([[0.0, 0.3, 0.9]]), core=np.array([[False, False, True]])).tolist()
-    [[0, 2, 1]]
-    """
-    cam_map = _as_2d_float(cam_map, "cam_map")
-    targets = np.where(cam_map > region_cutoff, 2, 0).astype(np.uint8)
-    if core is not None:
-        core = np.asarray(core, dtype=bool)
-        if core.shape != cam_map.shape:
-            raise ArtsegInputError(f"core shape {core.shape} differs from cam_map shape {cam_map.shape}")
-        targets[core & (targets == 2)] = 1
-    return targets
-
-
-def local_deviation(image: np.ndarray, *, background_sigma: float = 16.0) -> np.ndarray:
-    """``|image - local background|``, the intensity-threshold artifact baseline.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        Normalised 2-D grey image.
-    background_sigma : float, default 16.0
-        Gaussian width (pixels) of the local background estimate.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 map, the same shape as `image`; threshold it for a mask.
-    """
-    image = _as_2d_float(image, "image")
-    if background_sigma <= 0:
-        raise ArtsegInputError(f"background_sigma must be positive, got {background_sigma}")
-    background = ndimage.gaussian_filter(image, background_sigma, mode="reflect")
-    return np.abs(image - background).astype(np.float32)

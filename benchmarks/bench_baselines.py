@@ -2,13 +2,18 @@
 
 Synthesizes clean fields (training) and artifact fields (evaluation) with
 :func:`artseg.synth.synthesize_field`, normalises them with
-:func:`artseg.io.normalize_percentile`, fits each detector on the clean ones and reports the
+:func:`artseg.preprocess.normalize_percentile`, fits each baseline on the clean ones
+(:meth:`artseg.comparison.baselines.AnomalyBaseline.fit_clean`; PaDiM with its random ResNet-18
+backbone, not the comparison's shared classifier) and reports the
 fit time, the prediction time per field, and on the artifact fields the pixel AUROC and the
 best pooled IoU over a cutoff grid of the normalised maps (the paper's cutoff is selected the
 same way, on validation data). Run from the repository root:
 
     python benchmarks/bench_baselines.py [--preset fast] [--n-clean 100] [--n-artifact 20]
         [--size 256] [--detectors padim,patchsvdd,ssim_ae] [--threads N]
+
+``--detectors`` takes the baselines' folder names (``padim``, ``patchsvdd``; ``ssim_ae`` or
+``ae`` for the SSIM autoencoder) or their model names (``PaDiM``, ``PatchSVDD``, ``AE``).
 
 Prints a Markdown table for benchmarks/RESULTS.md.
 """
@@ -23,9 +28,13 @@ import time
 import numpy as np
 import torch
 
-from artseg.baselines import make_detector
-from artseg.io import normalize_percentile
+from artseg.comparison import BASELINE_NAMES, detector_class, detector_slug
+from artseg.preprocess import normalize_percentile
 from artseg.synth import synthesize_field
+
+# The names this script's --detectors took before the baselines joined artseg.comparison.
+_NAMES = {**{name: name for name in BASELINE_NAMES}, **{detector_slug(name): name for name in BASELINE_NAMES},
+          "ssim_ae": "AE"}
 
 
 def synthetic_fields(preset: str, count: int, size: int, with_artifacts: bool, seed: int):
@@ -59,7 +68,7 @@ def best_iou(scores: np.ndarray, truth: np.ndarray, cutoffs: np.ndarray) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="fast", help="detector config preset")
+    parser.add_argument("--preset", default="fast", help="baseline settings preset (fast or paper)")
     parser.add_argument("--synth", default="seven_cell_lines", help="synthetic data preset")
     parser.add_argument("--n-clean", type=int, default=100)
     parser.add_argument("--n-artifact", type=int, default=20)
@@ -84,9 +93,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     cutoffs = np.linspace(0.0, 0.99, 100)
     for name in args.detectors.split(","):
-        detector = make_detector(name, args.preset)
+        if name not in _NAMES:
+            parser.error(f"unknown baseline {name!r} (known: {', '.join(_NAMES)})")
+        detector = detector_class(_NAMES[name])(args.preset)
         started = time.perf_counter()
-        detector.fit(clean, seed=args.seed, progress=False)
+        detector.fit_clean(clean, seed=args.seed, progress=False)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
         maps = np.stack([detector.predict_map(image) for image in test])

@@ -24,9 +24,10 @@ import torch
 from scipy.stats import rankdata
 
 from artseg import io as artseg_io
-from artseg.commands.benchmark import cached_dataset
+from artseg.datasets import synthetic_dataset
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
-from artseg.pipeline import ArtifactSegmenter, _column, load_training_data
+from artseg.training_data import load_training_data
+from artseg.weak import classifier_inputs, train_classifier
 from artseg.synth.presets import ARTIFACT_TYPES
 
 
@@ -72,25 +73,22 @@ def main() -> None:
 
     def dataset(n_images: int, seed: int, *, every_row: bool = False):
         manifest = artseg_io.read_image_manifest(
-            cached_dataset(args.preset, n_images=n_images, seed=seed, size=256, progress=False), require_label=True)
+            (synthetic_dataset(args.preset, n_images=n_images, seed=seed, size=256, progress=False) / "manifest.csv"), require_label=True)
         if every_row:  # the held-out set is scored whole, its own test split included
             manifest = manifest.assign(split="train")
         return manifest, load_training_data(manifest, config, progress=False)
 
     _, data = dataset(args.n_images, args.seed)
-    segmenter = ArtifactSegmenter(config)
-    inputs = segmenter._classifier_inputs(data.images)
+    inputs = classifier_inputs(data.images, config.input.classifier_size)
     train, val = np.flatnonzero(data.splits == "train"), np.flatnonzero(data.splits == "val")
-    classifier = segmenter._seeded_network(config.classifier, args.seed)
     started = time.perf_counter()
-    result = segmenter._train(classifier, inputs[train], _column(data.labels[train]), inputs[val],
-                              _column(data.labels[val]), config.classifier_train, args.seed, None,
-                              "classifier", progress=False)
+    classifier, result = train_classifier(inputs, data.labels, train, val, config, device=torch.device("cpu"),
+                                          progress=False)
     fit_seconds = time.perf_counter() - started
     classifier.eval()
 
     heldout_manifest, heldout = dataset(args.heldout_images, args.heldout_seed, every_row=True)
-    heldout_inputs = segmenter._classifier_inputs(heldout.images)
+    heldout_inputs = classifier_inputs(heldout.images, config.input.classifier_size)
     with torch.no_grad():
         probability = np.concatenate([torch.sigmoid(classifier(heldout_inputs[i:i + 32].float())).numpy().ravel()
                                       for i in range(0, len(heldout_inputs), 32)])

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from artseg.metrics import iou_after_size_filter, mean_object_f1, object_scores, pixel_scores, pr_curve
-from artseg.postprocess import remove_small, search_cutoff
+from artseg.calibration import search_cutoff
+from artseg.postprocess import remove_small
 
 SHAPE = (1080, 1080)
 

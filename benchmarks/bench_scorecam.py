@@ -51,7 +51,7 @@ from torch import nn
 
 from artseg.cam import combine_channel_maps, score_cam, score_cam_reference
 # the replay must use score_cam's own rules
-from artseg.cam._score_cam import AUTO_CHANNELS, _nearest_scored_weights, _spread_channels
+from artseg.cam import AUTO_CHANNELS, nearest_scored_weights, spread_channels
 from artseg.hardware import cpu_capability, cpu_model_name
 from artseg.nets import ResNet
 from artseg.train import TrainConfig, fit, memory_format_for, resolve_precision
@@ -297,7 +297,7 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int], out_dir:
         rankings = {
             "mean": lambda k: torch.sort(flat.abs().mean(dim=1), descending=True, stable=True).indices[:k],
             "max": lambda k: torch.sort(flat.abs().amax(dim=1), descending=True, stable=True).indices[:k],
-            "spread": lambda k: _spread_channels(activations, k),
+            "spread": lambda k: spread_channels(activations, k),
         }
         for k in ks:
             for ranking, choose in rankings.items():
@@ -308,7 +308,7 @@ def replay_top_k(model: nn.Module, images: torch.Tensor, ks: list[int], out_dir:
                 estimates = {
                     "fill": weights[scored].mean(),
                     "drop": 0.0,
-                    "nearest": _nearest_scored_weights(activations, weights, scored, unscored),
+                    "nearest": nearest_scored_weights(activations, weights, scored, unscored),
                 }
                 for rule, estimate in estimates.items():
                     replay = torch.where(scored, weights, 0.0)

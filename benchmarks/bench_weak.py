@@ -32,22 +32,19 @@ import numpy as np
 import torch
 
 from artseg import io as artseg_io
-from artseg.commands.benchmark import cached_dataset
+from artseg.datasets import synthetic_dataset
 from artseg.config import load_config
 from artseg.metrics import image_scores, pixel_scores
-from artseg.pipeline import ArtifactSegmenter, load_training_data, make_pseudo_masks, normalize, resize_image
-from artseg.postprocess import binarize, remove_small, search_cutoff
-from artseg.weak import local_deviation
+from artseg.pixel_model import PixelSegmenter
+from artseg.preprocess import normalize_image, resize_image
+from artseg.segmenter import ArtifactSegmenter
+from artseg.training_data import load_training_data
+from artseg.calibration import calibrate, search_cutoff
+from artseg.postprocess import binarize, remove_small
+from artseg.weak import classifier_inputs, make_pseudo_masks, score_cam_maps
 
 CUTOFF_GRID = [round(float(c), 3) for c in np.linspace(0.01, 0.99, 50)]
-PSEUDO_VARIANTS = {
-    "fixed 0.05 (paper)": {"pseudo_method": "fixed", "refine": "none"},
-    "otsu": {"pseudo_method": "otsu", "refine": "none"},
-    "percentile 90": {"pseudo_method": "percentile", "pseudo_percentile": 90.0, "refine": "none"},
-    "otsu + superpixels": {"pseudo_method": "otsu", "refine": "superpixels"},
-    "percentile 90 + superpixels": {"pseudo_method": "percentile", "pseudo_percentile": 90.0,
-                                    "refine": "superpixels"},
-}
+PSEUDO_VARIANTS = {"fixed 0.05 (paper)": {"pseudo_method": "fixed"}, "otsu": {"pseudo_method": "otsu"}}
 
 
 def stage(message: str, started: float) -> None:
@@ -59,15 +56,19 @@ def scores(truth, predicted) -> dict:
     return {key: round(float(result[key]), 3) for key in ("iou", "precision", "recall")}
 
 
+def local_deviation(image: np.ndarray, background_sigma: float = 16.0) -> np.ndarray:
+    """``|image - local background|``, the intensity-threshold artifact baseline (e)."""
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float32)
+    return np.abs(image - ndimage.gaussian_filter(image, background_sigma, mode="reflect")).astype(np.float32)
+
+
 def calibrated(maps_val, truth_val, maps_test, truth_test, cutoffs, sizes) -> dict:
     """Choose cut-off and smallest object on val, report test scores."""
-    best = None
-    for size in sizes:
-        cutoff, iou = search_cutoff(maps_val, truth_val, cutoffs=cutoffs, min_size=int(size), progress=False)
-        if best is None or iou > best[2]:
-            best = (cutoff, int(size), iou)
-    predicted = [remove_small(binarize(m, best[0]), best[1]) for m in maps_test]
-    return {**scores(truth_test, predicted), "cutoff": round(best[0], 4), "min_size": best[1]}
+    chosen = calibrate(maps_val, truth_val, cutoffs=cutoffs, min_object_sizes=sizes)
+    predicted = [remove_small(binarize(m, chosen.cutoff), chosen.min_object_size) for m in maps_test]
+    return {**scores(truth_test, predicted), "cutoff": round(chosen.cutoff, 4), "min_size": chosen.min_object_size}
 
 
 def calibrated_with_gate(segmenter, images_val, maps_val, truth_val, images_test, maps_test, truth_test,
@@ -75,27 +76,19 @@ def calibrated_with_gate(segmenter, images_val, maps_val, truth_val, images_test
     """Like `calibrated`, the classifier gate chosen on val too (from ``postprocess.gate_grid``)."""
     p_val = [segmenter.classifier_probability(img) for img in images_val]
     p_test = [segmenter.classifier_probability(img) for img in images_test]
-    best = None
-    for gate in segmenter.config.postprocess.gate_grid:
-        kept = [m if p >= gate else np.zeros_like(m) for m, p in zip(maps_val, p_val)]
-        for size in sizes:
-            cutoff, iou = search_cutoff(kept, truth_val, cutoffs=cutoffs, min_size=int(size), progress=False)
-            if best is None or iou > best[3]:
-                best = (gate, cutoff, int(size), iou)
-    gate, cutoff, size, _ = best
+    chosen = calibrate(maps_val, truth_val, cutoffs=cutoffs, min_object_sizes=sizes, image_probabilities=p_val,
+                       gates=segmenter.config.postprocess.gate_grid, choose_gate=True)
+    gate, cutoff, size = chosen.gate, chosen.cutoff, chosen.min_object_size
     predicted = [remove_small(binarize(m, cutoff), size) if p >= gate else np.zeros(m.shape, bool)
                  for m, p in zip(maps_test, p_test)]
     return {**scores(truth_test, predicted), "gate": gate, "cutoff": round(cutoff, 4), "min_size": size}
 
 
-def cam_maps(segmenter: ArtifactSegmenter, images, baseline) -> list[np.ndarray]:
-    config = segmenter.config
-    original = config.cam.baseline
-    config.cam.baseline = baseline
-    try:
-        raw = segmenter._score_cam(segmenter._classifier_inputs(images), progress=False)
-    finally:
-        config.cam.baseline = original
+def cam_maps(segmenter: ArtifactSegmenter, images) -> list[np.ndarray]:
+    """Score-CAM maps of normalised images at their own size."""
+    inputs = classifier_inputs(images, segmenter.config.input.classifier_size)
+    raw = score_cam_maps(segmenter.classifier, inputs, segmenter.cam_stage, segmenter.config.cam,
+                         device=segmenter.device, progress=False)
     return [np.clip(resize_image(m, img.shape), 0, 1) for m, img in zip(raw, images)]
 
 
@@ -132,12 +125,13 @@ def main() -> None:
     saved = ArtifactSegmenter.load(args.weak_from) if args.weak_from else None
     config = saved.config if saved is not None else load_config(args.config)
     config.seed = args.seed
-    manifest_path = cached_dataset(args.preset, n_images=args.n_images, seed=args.seed, size=args.size,
-                                   progress=False)
+    manifest_path = (synthetic_dataset(args.preset, n_images=args.n_images, seed=args.seed, size=args.size,
+                                   progress=False) / "manifest.csv")
     manifest = artseg_io.read_image_manifest(manifest_path, require_label=True)
     data = load_training_data(manifest, config, progress=False)
     test_rows = manifest[manifest["split"] == "test"]
-    test_images = [normalize(artseg_io.read_image(p), config) for p in test_rows["image"]]
+    test_images = [normalize_image(artseg_io.read_image(p), config.input.normalize_low, config.input.normalize_high)
+                   for p in test_rows["image"]]
     test_truth = [artseg_io.read_mask(p) if isinstance(p, str) and p else np.zeros(img.shape, bool)
                   for p, img in zip(test_rows["mask"], test_images)]
     val = np.flatnonzero(data.splits == "val")
@@ -164,9 +158,7 @@ def main() -> None:
             results["weak_fit_seconds"] = round(time.perf_counter() - started, 1)
         results["weak_summary_seconds"] = weak.summary.get("seconds")
         results["weak_labels"] = {key: round(float(weak.summary[key]), 4) for key in
-                                  ("pseudo_mask_fraction", "self_training_confidence", "self_training_mask_fraction",
-                                   "self_training_fallback_images", "unsure_artifact_images_left_out")
-                                  if key in weak.summary}
+                                  ("pseudo_mask_fraction",) if key in weak.summary}
 
         results["gate"] = weak.gate_threshold
         called = [int(weak.classifier_probability(img) >= weak.image_call_threshold) for img in test_images]
@@ -176,8 +168,8 @@ def main() -> None:
 
         stage("scoring (a) Score-CAM", clock)
         # (a) Score-CAM alone, gated by the classifier like the U-Net.
-        raw_cam_test = cam_maps(weak, test_images, config.cam.baseline)
-        raw_cam_val = cam_maps(weak, val_images, config.cam.baseline)
+        raw_cam_test = cam_maps(weak, test_images)
+        raw_cam_val = cam_maps(weak, val_images)
         cam_test, cam_val = gated(weak, test_images, raw_cam_test), gated(weak, val_images, raw_cam_val)
         results["a_score_cam"] = calibrated(cam_val, val_truth, cam_test, test_truth, CUTOFF_GRID, sizes)
         # the U-Net's gate need not suit the maps (min-max normalised, so a clean field's map
@@ -188,48 +180,44 @@ def main() -> None:
         results["a_score_cam_test_oracle"] = {"iou": round(oracle_iou, 3), "cutoff": oracle_cutoff}
 
         stage("scoring (b) pseudo-mask recipes", clock)
-        # (b) pseudo-masks of train+val artifact images, per recipe and masking baseline.
+        # (b) pseudo-masks of train+val artifact images, per recipe.
         artifact_rows = np.flatnonzero(data.labels == 1)
         art_images = [data.images[i] for i in artifact_rows]
         art_truth = [data.masks[i] for i in artifact_rows]
         ones = np.ones(len(artifact_rows), int)
         pseudo = {}
-        for baseline in () if args.skip_recipes else (None, "background"):
-            maps = cam_maps(weak, art_images, baseline)
+        if not args.skip_recipes:
+            maps = cam_maps(weak, art_images)
             for name, fields in PSEUDO_VARIANTS.items():
                 variant = dataclasses.replace(config, cam=dataclasses.replace(config.cam, **fields))
-                masks = make_pseudo_masks(maps, ones, variant, images=art_images)
-                pseudo[f"{name}; baseline={baseline}"] = scores(art_truth, masks)
-            configured = make_pseudo_masks(maps, ones, config, images=art_images) if baseline == config.cam.baseline else None
-            if configured is not None:
-                pseudo["* configured"] = scores(art_truth, configured)
+                pseudo[f"{name}; baseline=None"] = scores(art_truth, make_pseudo_masks(maps, ones, variant))
+            pseudo["* configured"] = scores(art_truth, make_pseudo_masks(maps, ones, config))
         results["b_pseudo_masks"] = pseudo
 
         stage("scoring (c) ScoreCAM-U-Net", clock)
         # (c) ScoreCAM-U-Net, calibrated on val pixel masks and on val pseudo-masks.
-        unet_test = gated(weak, test_images, [weak._probability_map(img) for img in test_images])
-        unet_val = gated(weak, val_images, [weak._probability_map(img) for img in val_images])
-        val_maps_cam = cam_maps(weak, val_images, config.cam.baseline)
-        val_pseudo = make_pseudo_masks(val_maps_cam, data.labels[val], config, images=val_images)
+        unet_test = gated(weak, test_images, [weak.probability_map(img) for img in test_images])
+        unet_val = gated(weak, val_images, [weak.probability_map(img) for img in val_images])
+        val_pseudo = make_pseudo_masks(cam_maps(weak, val_images), data.labels[val], config)
         results["c_unet_masks_calibration"] = calibrated(unet_val, val_truth, unet_test, test_truth, grid, sizes)
         results["c_unet_pseudo_calibration"] = calibrated(unet_val, val_pseudo, unet_test, test_truth, grid, sizes)
         fixed = [remove_small(binarize(m, 0.5), 0) for m in unet_test]
         results["c_unet_fixed_0.5"] = scores(test_truth, fixed)
         # the U-Net alone, every field segmented (no classifier gate), like the strong U-Net
-        ungated_test = [weak._probability_map(img) for img in test_images]
-        ungated_val = [weak._probability_map(img) for img in val_images]
+        ungated_test = [weak.probability_map(img) for img in test_images]
+        ungated_val = [weak.probability_map(img) for img in val_images]
         results["c_unet_ungated"] = calibrated(ungated_val, val_truth, ungated_test, test_truth, grid, sizes)
 
     # (d) strongly supervised U-Net, same configuration and budget.
     if not args.skip_strong:
         stage("fitting (d) the strong U-Net", clock)
         started = time.perf_counter()
-        strong = ArtifactSegmenter(dataclasses.replace(config, mode="strong")).fit_arrays(
+        strong = PixelSegmenter(config).fit_arrays(
             data.images, data.labels, masks=data.masks, splits=data.splits, split_source=data.split_source,
             progress=False)
         results["strong_fit_seconds"] = round(time.perf_counter() - started, 1)
-        strong_test = [strong._probability_map(img) for img in test_images]
-        strong_val = [strong._probability_map(img) for img in val_images]
+        strong_test = [strong.probability_map(img) for img in test_images]
+        strong_val = [strong.probability_map(img) for img in val_images]
         results["d_strong_unet"] = calibrated(strong_val, val_truth, strong_test, test_truth, grid, sizes)
 
     # (e) intensity threshold on |image - local background|, cut-off chosen on val masks.

@@ -43,8 +43,8 @@ def run_on_path(command: list[str], folder: Path, extra_env: dict[str, str]) -> 
     return time.perf_counter() - started
 
 
-def compare_tables(a: Path, b: Path) -> pd.DataFrame:
-    """One row per CSV and column: equal (text) or largest absolute difference (numbers)."""
+def compare_tables(a: Path, b: Path, normalise=None) -> pd.DataFrame:
+    """One row per CSV and column: equal (text, after ``normalise`` of each value) or largest |difference| (numbers)."""
     rows = []
     for csv in sorted(a.glob("*.csv")):
         left, right = pd.read_csv(csv), pd.read_csv(b / csv.name)
@@ -62,8 +62,10 @@ def compare_tables(a: Path, b: Path) -> pd.DataFrame:
                 rows.append({"table": csv.name, "column": column, "result": f"max |Δ| {diff:.3g}"
                              + ("" if same_nan else " (NaN differ)") + ("" if same_inf else " (inf differ)")})
             else:
-                rows.append({"table": csv.name, "column": column,
-                             "result": "equal" if x.astype(str).equals(y.astype(str)) else "DIFFERENT"})
+                x, y = x.astype(str), y.astype(str)
+                if normalise is not None:
+                    x, y = x.map(normalise), y.map(normalise)
+                rows.append({"table": csv.name, "column": column, "result": "equal" if x.equals(y) else "DIFFERENT"})
     return pd.DataFrame(rows)
 
 

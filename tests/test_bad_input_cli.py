@@ -73,12 +73,13 @@ def files_under(folder):
 def model(tmp_path_factory):
     """An untrained tiny strong-mode model folder: loadable, never fitted (the errors come first)."""
     from artseg.nets import build_network
-    from artseg.pipeline import ArtifactSegmenter, Calibration
+    from artseg.calibration import Calibration
+    from artseg.pixel_model import PixelSegmenter
 
-    from .test_pipeline import tiny_config
+    from .test_segmenter import tiny_config
 
     config = tiny_config(mode="strong")
-    segmenter = ArtifactSegmenter(config)
+    segmenter = PixelSegmenter(config)
     segmenter.unet = build_network(config.unet)
     segmenter.calibration = Calibration(cutoff=0.5, min_object_size=0, selected_on="config")
     return segmenter.save(tmp_path_factory.mktemp("model") / "model")
@@ -325,9 +326,9 @@ def test_train_names_the_mask_and_the_image_of_a_shape_mismatch(dataset, tmp_pat
 
 
 def test_training_data_loader_names_the_mask_and_the_image(dataset):
-    from artseg.pipeline import ArtifactSegmenter
+    from artseg.segmenter import ArtifactSegmenter
 
-    from .test_pipeline import tiny_config
+    from .test_segmenter import tiny_config
 
     written, small = _manifest_with_small_mask(dataset, 3)
     manifest = read_image_manifest(written, check_shapes=False)

@@ -1,4 +1,4 @@
-"""Anomaly-detection baselines: pure pieces, then each detector on synthetic clean textures."""
+"""Anomaly-detection baselines (artseg.comparison.baselines): pure pieces, then each on synthetic clean textures."""
 
 import json
 
@@ -10,21 +10,20 @@ from scipy.spatial.distance import mahalanobis
 from scipy.stats import rankdata
 from torch import nn
 
-from artseg.baselines import (
-    AnomalyDetector,
+from artseg.comparison import baseline_settings
+from artseg.comparison.baselines import (
     PaDiM,
-    PaDiMConfig,
+    PaDiMSettings,
     PatchSVDD,
-    PatchSVDDConfig,
-    SSIMAEConfig,
+    PatchSVDDSettings,
+    SSIMAESettings,
     SSIMAutoencoderDetector,
-    make_detector,
 )
-from artseg.baselines.base import ScoreCalibration, normalise_with, split_calibration
-from artseg.baselines.gaussian import GaussianAccumulator, mahalanobis_map
-from artseg.baselines.nearest import nearest_distances
-from artseg.baselines.padim import stage_outputs
-from artseg.baselines.patches import (
+from artseg.comparison.baselines.base import ScoreCalibration, normalise_with, split_calibration
+from artseg.comparison.baselines.gaussian import GaussianAccumulator, mahalanobis_map
+from artseg.comparison.baselines.nearest import nearest_distances
+from artseg.comparison.baselines.padim import stage_outputs
+from artseg.comparison.baselines.patches import (
     NEIGHBOUR_DIRECTIONS,
     distribute_patch_scores,
     gather_patches,
@@ -32,7 +31,7 @@ from artseg.baselines.patches import (
     sample_jitter_pairs,
     sample_neighbour_pairs,
 )
-from artseg.baselines.patchsvdd import patch_svdd_loss
+from artseg.comparison.baselines.patchsvdd import patch_svdd_loss
 from artseg.errors import ArtsegInputError
 from artseg.nets import ResNet
 from artseg.nets.autoencoder import SSIMAutoencoder
@@ -92,13 +91,20 @@ def held_out_anomalies():
     return [dark, bright]
 
 
+BASELINES = {"padim": PaDiM, "patchsvdd": PatchSVDD, "ssim_ae": SSIMAutoencoderDetector}
+
+
+def make_baseline(name, settings=None, **options):
+    return BASELINES[name](settings, **options)
+
+
 TINY_CONFIGS = {
-    "padim": PaDiMConfig(image_size=SIZE, num_features=32, backbone_width=8),
-    "patchsvdd": PatchSVDDConfig(
+    "padim": PaDiMSettings(image_size=SIZE, num_features=32, backbone_width=8),
+    "patchsvdd": PatchSVDDSettings(
         image_size=SIZE, small_patch_size=8, width_scale=0.25, embedding_dim=16, small_stride=2, big_stride=4,
         epochs=3, batch_size=4, crops_per_image=2, crop_size=32, lr=1e-3,
     ),
-    "ssim_ae": SSIMAEConfig(
+    "ssim_ae": SSIMAESettings(
         image_size=SIZE, patch_size=32, latent_dim=16, base_width=8, training_patches=400, epochs=4,
         batch_size=16, lr=1e-3, inference_stride=8,
     ),
@@ -107,7 +113,7 @@ TINY_CONFIGS = {
 
 @pytest.fixture(scope="module")
 def fitted(clean_images):
-    return {name: make_detector(name, config).fit(clean_images, seed=0, progress=False)
+    return {name: make_baseline(name, config).fit_clean(clean_images, seed=0, progress=False)
             for name, config in TINY_CONFIGS.items()}
 
 
@@ -363,15 +369,14 @@ def test_maps_are_resized_back_to_any_input_shape(name, fitted):
 def test_save_load_round_trip(name, fitted, held_out_anomalies, tmp_path):
     detector = fitted[name]
     detector.save(tmp_path / name)
-    metadata = json.loads((tmp_path / name / "config.json").read_text())
-    assert metadata["detector"] == name
-    restored = AnomalyDetector.load(tmp_path / name)
-    assert type(restored) is type(detector) and restored.config == detector.config
-    assert restored.calibration == detector.calibration
+    metadata = json.loads((tmp_path / name / "config.json").read_text())["metadata"]["comparison"]
+    assert metadata["model"] == detector.name and metadata["settings"] == detector.settings.to_dict()
+    restored = make_baseline(name, detector.settings).load(tmp_path / name)
+    assert restored.settings == detector.settings and restored.calibration == detector.calibration
     image = held_out_anomalies[0][0]
     np.testing.assert_array_equal(restored.predict_map(image), detector.predict_map(image))
     state = detector.state_dict()
-    fresh = make_detector(name, detector.config)
+    fresh = make_baseline(name, detector.settings)
     fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh.score_map(image), detector.score_map(image))
 
@@ -379,7 +384,7 @@ def test_save_load_round_trip(name, fitted, held_out_anomalies, tmp_path):
 def test_autoencoder_reconstruction_is_tiled_over_any_size(fitted):
     detector = fitted["ssim_ae"]
     patch = clean_texture(np.random.default_rng(7), size=32)
-    with torch.no_grad(), autocast_context(detector.config.precision):
+    with torch.no_grad(), autocast_context(detector.settings.precision):
         direct = detector.network(torch.from_numpy(patch)[None, None])[0, 0].float().numpy()
     np.testing.assert_allclose(detector.reconstruct(patch), direct, atol=1e-5)
     larger = clean_texture(np.random.default_rng(8), size=90)[:, :77]
@@ -390,20 +395,20 @@ def test_autoencoder_reconstruction_is_tiled_over_any_size(fitted):
 
 
 def test_load_rejects_a_folder_that_is_not_a_detector(tmp_path):
-    with pytest.raises(ArtsegInputError):
-        AnomalyDetector.load(tmp_path)
+    with pytest.raises(ArtsegInputError, match="no saved comparison model"):
+        PaDiM().load(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(ArtsegInputError):
-        AnomalyDetector.load(tmp_path)
+    with pytest.raises(ArtsegInputError, match="not an ArtSeg model config"):
+        PaDiM().load(tmp_path)
 
 
 DETERMINISM_CONFIGS = {
-    "padim": PaDiMConfig(image_size=32, num_features=8, backbone_width=4),
-    "patchsvdd": PatchSVDDConfig(
+    "padim": PaDiMSettings(image_size=32, num_features=8, backbone_width=4),
+    "patchsvdd": PatchSVDDSettings(
         image_size=32, small_patch_size=8, width_scale=0.25, embedding_dim=8, small_stride=2, big_stride=4,
         epochs=1, batch_size=2, pairs_per_image=4,
     ),
-    "ssim_ae": SSIMAEConfig(image_size=32, patch_size=16, latent_dim=4, base_width=4, training_patches=16,
+    "ssim_ae": SSIMAESettings(image_size=32, patch_size=16, latent_dim=4, base_width=4, training_patches=16,
                             epochs=1, batch_size=8, inference_stride=8),
 }
 
@@ -412,7 +417,7 @@ DETERMINISM_CONFIGS = {
 def test_same_seed_same_detector(name, clean_images):
     images, unseen = clean_images[:4, :32, :32], clean_images[5, :32, :32]
     maps = [
-        make_detector(name, DETERMINISM_CONFIGS[name]).fit(images, seed=seed, progress=False).score_map(unseen)
+        make_baseline(name, DETERMINISM_CONFIGS[name]).fit_clean(images, seed=seed, progress=False).score_map(unseen)
         for seed in (4, 4, 5)
     ]
     np.testing.assert_array_equal(maps[0], maps[1])
@@ -423,44 +428,44 @@ def test_padim_uses_a_given_backbone_without_changing_it(clean_images, held_out_
     torch.manual_seed(0)
     backbone = ResNet(18, base_width=8).train()
     before = {key: value.clone() for key, value in backbone.state_dict().items()}
-    config = PaDiMConfig(image_size=SIZE, num_features=24)
-    detector = make_detector("padim", config, backbone=backbone).fit(clean_images, progress=False)
+    config = PaDiMSettings(image_size=SIZE, num_features=24)
+    detector = PaDiM(config, backbone=backbone).fit_clean(clean_images, progress=False)
     assert backbone.training
     for key, value in backbone.state_dict().items():
         torch.testing.assert_close(value, before[key])
     image = held_out_anomalies[0][0]
     detector.save(tmp_path)
-    np.testing.assert_array_equal(PaDiM.load(tmp_path).predict_map(image), detector.predict_map(image))
+    np.testing.assert_array_equal(PaDiM(config).load(tmp_path).predict_map(image), detector.predict_map(image))
 
 
-def test_make_detector_presets_and_errors():
-    assert isinstance(make_detector("patchsvdd", "fast"), PatchSVDD)
-    assert make_detector("patchsvdd", "fast").config == PatchSVDDConfig.fast()
-    assert make_detector("ssim_ae").config == SSIMAEConfig.paper()
-    assert make_detector("padim", {"num_features": 50}).config.num_features == 50
-    assert isinstance(make_detector("ssim_ae", "paper"), SSIMAutoencoderDetector)
+def test_presets_settings_and_errors():
+    assert PatchSVDD("fast").settings == PatchSVDDSettings.preset("fast") == baseline_settings("PatchSVDD", "fast")
+    assert PatchSVDDSettings.preset("fast").epochs == 8 and PatchSVDDSettings.preset("paper").epochs == 1875
+    assert SSIMAutoencoderDetector().settings == SSIMAESettings.preset("paper") == SSIMAESettings()
+    assert PaDiM({"num_features": 50}).settings == PaDiMSettings(num_features=50)  # a dict overrides the paper's
     for bad_call in (
-        lambda: make_detector("isolation_forest"),
-        lambda: make_detector("padim", "medium"),
-        lambda: make_detector("padim", {"colour": 3}),
-        lambda: make_detector("padim", SSIMAEConfig()),
-        lambda: make_detector("ssim_ae", "fast", backbone=ResNet(18, base_width=8)),
-        lambda: make_detector("padim", PaDiMConfig(image_size=None)),
-        lambda: make_detector("patchsvdd", PatchSVDDConfig(scale_aggregation="max")),
-        lambda: make_detector("ssim_ae", SSIMAEConfig(patch_size=64, inference_stride=24)),
+        lambda: baseline_settings("isolation_forest"),
+        lambda: baseline_settings("U-Net"),
+        lambda: PaDiM("medium"),
+        lambda: PaDiM({"colour": 3}),
+        lambda: PaDiM(SSIMAESettings()),
+        lambda: PaDiM(backbone=ResNet(18, base_width=8), shared=object()),
+        lambda: PaDiM(PaDiMSettings(image_size=None)),
+        lambda: PatchSVDD(PatchSVDDSettings(scale_aggregation="max")),
+        lambda: SSIMAutoencoderDetector(SSIMAESettings(patch_size=64, inference_stride=24)),
     ):
         with pytest.raises(ArtsegInputError):
             bad_call()
 
 
 def test_fit_rejects_bad_clean_images():
-    detector = make_detector("padim", DETERMINISM_CONFIGS["padim"])
+    detector = make_baseline("padim", DETERMINISM_CONFIGS["padim"])
     with pytest.raises(ArtsegInputError, match="at least 2"):
-        detector.fit(np.zeros((1, 32, 32), np.float32), progress=False)
+        detector.fit_clean(np.zeros((1, 32, 32), np.float32), progress=False)
     broken = [np.zeros((32, 32), np.float32), np.full((32, 32), np.nan, np.float32)]
     with pytest.raises(ArtsegInputError, match="clean image 1"):
-        detector.fit(broken, progress=False)
+        detector.fit_clean(broken, progress=False)
     with pytest.raises(ArtsegInputError, match="clean image 0"):
-        detector.fit([np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.float32)], progress=False)
-    with pytest.raises(ArtsegInputError, match="not fitted"):
+        detector.fit_clean([np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.float32)], progress=False)
+    with pytest.raises(ArtsegInputError, match="not trained"):
         detector.predict_map(np.zeros((32, 32), np.float32))

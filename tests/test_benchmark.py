@@ -1,4 +1,4 @@
-"""The model comparison (artseg.benchmark, `artseg benchmark`, the Fig. 3 notebook) on a tiny dataset."""
+"""The model comparison (artseg.comparison, `artseg benchmark`, the Fig. 3 notebook) on a tiny dataset."""
 
 from __future__ import annotations
 
@@ -14,21 +14,24 @@ import tifffile
 import torch
 from nbclient import NotebookClient
 
-import artseg.benchmark as benchmark
-from artseg.benchmark import (
+import artseg.comparison.runner as runner
+from artseg.cli import main
+from artseg.comparison import (
+    DETECTOR_NAMES,
     TABLE_ROWS,
+    Detector,
     ModelResult,
     choose_cutoff,
     comparison_table,
+    detector_slug,
+    load_split,
     markdown_table,
     object_size_settings,
     pick_examples,
     run_benchmark,
     scale_object_size,
+    write_outputs,
 )
-from artseg.cli import main
-from artseg.commands.benchmark import write_outputs
-from artseg.detectors import DETECTOR_NAMES, Detector, detector_slug
 from artseg.errors import ArtsegInputError
 from artseg.io import read_image_manifest, write_mask
 from artseg.metrics import pixel_scores
@@ -112,6 +115,7 @@ class _IntensityDetector(Detector):
     """The image itself, divided by 1000, is the probability map (no training)."""
 
     name = "PaDiM"
+    slug = "padim"
 
     def _fit(self, manifest, *, seed, progress):
         pass
@@ -121,9 +125,9 @@ class _IntensityDetector(Detector):
         return probability, float(probability.max())
 
     def _save(self, folder):
-        return {}
+        return {}, None
 
-    def _load(self, folder, marker):
+    def _load(self, folder, model):
         pass
 
 
@@ -149,8 +153,7 @@ def _probability_dataset(folder: Path) -> Path:
 
 def test_test_scores_use_the_cutoff_chosen_on_val(tmp_path, monkeypatch):
     manifest = read_image_manifest(_probability_dataset(tmp_path / "data"), require_label=True)
-    monkeypatch.setattr(benchmark, "build_detectors", lambda config, names, baseline_settings=None:
-                        [_IntensityDetector()])
+    monkeypatch.setattr(runner, "build_detectors", lambda config, names, **settings: [_IntensityDetector()])
     result = run_benchmark(manifest, tmp_path / "out", config=tiny_config(), models=["PaDiM"],
                            min_object_size=0, progress=False)
     padim = result.results["PaDiM"]
@@ -193,7 +196,7 @@ def test_table_has_the_paper_shape_and_percentages(tiny_run):
 
 def test_reported_scores_are_the_val_cutoff_applied_to_test_maps(tiny_run):
     out, result = tiny_run["out"], tiny_run["result"]
-    val_masks = benchmark.load_split(tiny_run["manifest"], "val", progress=False).masks
+    val_masks = load_split(tiny_run["manifest"], "val", progress=False).masks
     test_masks = result.test.masks
     cutoffs = json.loads((out / "cutoffs.json").read_text())
     assert cutoffs["selected_on"] == "val"
@@ -262,6 +265,17 @@ def test_rerun_reuses_models_and_maps_and_refuses_another_run(tiny_run, tmp_path
                       models=["AE"], progress=False)
 
 
+def test_a_run_folder_with_models_of_the_old_format_asks_to_refit(tiny_run, tmp_path):
+    out = tmp_path / "old"
+    shutil.copytree(tiny_run["out"], out)
+    shutil.rmtree(out / "models" / "ae")
+    (out / "models" / "ae").mkdir()
+    (out / "models" / "ae" / "detector.json").write_text(json.dumps({"format": "artseg-benchmark-detector"}))
+    with pytest.raises(ArtsegInputError, match="models/ae: a model saved by an older artseg"):
+        run_benchmark(tiny_run["manifest"], out, config=tiny_config(), preset="cho_m4r", seed=0, models=["AE"],
+                      baseline_settings=TINY_BASELINES, progress=False)
+
+
 def test_cli_benchmarks_a_manifest_into_a_folder(tiny_run, tmp_path, capsys):
     out = tmp_path / "cli"
     shutil.copytree(tiny_run["out"], out)  # cached models: the command only re-scores
@@ -269,8 +283,9 @@ def test_cli_benchmarks_a_manifest_into_a_folder(tiny_run, tmp_path, capsys):
     config_file.write_text(json.dumps({"base": "fast", **TINY_OVERRIDES}))
     status = main(["benchmark", "--manifest", str(tiny_run["manifest_path"]), "--preset", "cho_m4r",
                    "--out", str(out), "--config", str(config_file), "--models", "U-Net,ScoreCAM",
-                   "--min-object-size", "0", "--quiet"])
+                   "--min-object-size", "0", "--baselines", "paper", "--quiet"])
     assert status == 0
+    assert json.loads((out / "summary.json").read_text())["baseline_preset"] == "paper"
     table = pd.read_csv(out / "table.csv", index_col="metric")
     assert table.columns.tolist() == ["U-Net", "ScoreCAM"]
     assert json.loads((out / "cutoffs.json").read_text())["object_sizes"]["min_object_size"] == 0
@@ -288,33 +303,9 @@ def test_cli_input_errors_exit_with_status_2(tmp_path, capsys):
     assert main(["benchmark", "--manifest", str(manifest), "--out", str(tmp_path / "out3"),
                  "--models", "U-Net,SAM", "--quiet"]) == 2
     assert "unknown model 'SAM'" in capsys.readouterr().err
-
-
-def test_synthetic_dataset_is_generated_once_into_the_cache(tmp_path, monkeypatch):
-    import artseg.synth
-    from artseg.commands.benchmark import cached_dataset
-
-    calls = []
-
-    def fake_generate(preset, out_dir, **settings):
-        calls.append((preset, settings))
-        manifest = make_tiny_dataset(Path(out_dir), n_images=8)
-        (Path(out_dir) / "synth.json").write_text(json.dumps({"generator_version": artseg.synth.GENERATOR_VERSION}))
-        return manifest
-
-    monkeypatch.setenv("ARTSEG_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(artseg.synth, "generate_dataset", fake_generate)
-    first = cached_dataset("lncap", n_images=8, seed=3, size=64, progress=False)
-    second = cached_dataset("lncap", n_images=8, seed=3, size=64, progress=False)
-    assert first == second and first.is_file()
-    assert first.parent.parent == tmp_path / "cache" / "benchmark-data"
-    assert len(calls) == 1 and calls[0][1]["seed"] == 3 and calls[0][1]["size"] == 64
-    assert [p.name for p in first.parent.parent.iterdir()] == [first.parent.name]  # no partial folder left
-
-    # a folder made by an older generator is regenerated, not reused
-    (first.parent / "synth.json").write_text(json.dumps({"generator_version": 1}))
-    assert cached_dataset("lncap", n_images=8, seed=3, size=64, progress=False) == first
-    assert len(calls) == 2 and artseg.synth.is_current_dataset(first.parent)
+    assert main(["benchmark", "--manifest", str(manifest), "--out", str(tmp_path / "out4"),
+                 "--baselines", "medium", "--quiet"]) == 2
+    assert "--baselines must be one of fast, paper" in capsys.readouterr().err
 
 
 def test_notebook_redraws_the_figures_from_the_run_folder(tiny_run, tmp_path, monkeypatch):

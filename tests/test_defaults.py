@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis import defaults
+from artseg.datasets import generation_settings
+from artseg.synth import GENERATOR_VERSION
 from artseg.errors import ArtsegInputError
 from artseg.io import write_image, write_mask
 
@@ -53,7 +55,7 @@ def test_train_or_load_reuses_the_cache_and_retrains_when_settings_change(tmp_pa
 
     # Score-CAM settings do not touch a strongly supervised model: the cache stays valid
     unchanged = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
-                                       overrides={"cam": {"self_training_rounds": 3}})
+                                       overrides={"cam": {"flips": "all"}})
     assert "training" not in capsys.readouterr().out and unchanged.config == first.config
 
     changed = defaults.train_or_load(manifest, model_dir, config=str(config), strong=True, what="pixel model",
@@ -111,16 +113,15 @@ def test_train_or_load_prefers_the_shipped_model_and_retrain_trains_anew(tmp_pat
 def test_ensure_dataset_regenerates_a_cache_made_with_other_settings(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ARTSEG_CACHE", str(tmp_path))
     root = defaults.ensure_dataset("cho_m4r", 3, n_images=4, size=64)
-    assert root.name == "cho_m4r_64px_seed3" and len(pd.read_csv(root / "manifest.csv")) == 4
+    assert root.name == "cho_m4r-n4-seed3-64px-plate" and len(pd.read_csv(root / "manifest.csv")) == 4
+    assert (root / "plate.csv").is_file() and "generating" in capsys.readouterr().out
     assert defaults.ensure_dataset("cho_m4r", 3, n_images=4, size=64) == root
-    assert "regenerating" not in capsys.readouterr().out
-    defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
-    assert "regenerating" in capsys.readouterr().out
-    assert json.loads((root / "generation.json").read_text())["generator_version"] == defaults.GENERATOR_VERSION
+    assert "generating" not in capsys.readouterr().out
+    assert json.loads((root / "generation.json").read_text())["generator_version"] == GENERATOR_VERSION
     (root / "generation.json").unlink()  # a folder from before the record existed is stale
-    defaults.ensure_dataset("cho_m4r", 3, n_images=6, size=64)
-    assert "regenerating" in capsys.readouterr().out and (root / "generation.json").exists()
-    assert len(pd.read_csv(root / "manifest.csv")) == 6 and not root.with_name(root.name + ".partial").exists()
+    defaults.ensure_dataset("cho_m4r", 3, n_images=4, size=64)
+    assert "generating" in capsys.readouterr().out and (root / "generation.json").exists()
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no staging folder left
 
 
 class _ThresholdModel:
@@ -176,8 +177,8 @@ def _shipped_recipes(seed: int = 0) -> dict:
     from analysis import nuclei_impact
 
     size, images = nuclei_impact.DEFAULT_FIELD_SIZE, nuclei_impact.DEFAULT_IMAGES
-    plate = defaults.generation_settings("cho_m4r", seed)
-    nuclei = defaults.generation_settings("seven_cell_lines", seed, images, size)
+    plate = generation_settings("cho_m4r", seed, defaults.DEFAULT_TRAINING_IMAGES)
+    nuclei = generation_settings("seven_cell_lines", seed, images, size)
     return {
         f"artseg_cho_m4r_fast_seed{seed}": (
             defaults.default_model_config(seed=seed, overrides=defaults.ANALYSIS_ARTIFACT_OVERRIDES), plate),
@@ -195,11 +196,11 @@ def _shipped_recipes(seed: int = 0) -> dict:
 def test_shipped_models_match_the_current_recipe_and_data(name):
     """A change to `fast`, the analyses' overrides or the generator makes the shipped weights stale:
     then `python -m analysis.ship_models` must be run again (and its result committed)."""
-    from artseg.pipeline import ArtifactSegmenter
+    from artseg.segmenter import load_segmenter
 
     folder = defaults.SHIPPED_MODELS / name
     config, data = _shipped_recipes()[name]
-    shipped = ArtifactSegmenter.load(folder)  # checks every weight file's SHA-256
+    shipped = load_segmenter(folder)  # checks every weight file's SHA-256
     assert defaults._training_settings(shipped.config) == defaults._training_settings(config), \
         f"{folder} is stale: rerun python -m analysis.ship_models"
     assert json.loads((folder / "training_data.json").read_text()) == data

@@ -1,8 +1,9 @@
-"""The six comparison models behind one interface (artseg.detectors), on a tiny dataset."""
+"""The six comparison models behind one protocol (artseg.comparison), on a tiny dataset."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 import tifffile
 import torch
 
+from artseg.comparison import DETECTOR_NAMES, Detector, baseline_settings, build_detectors, detector_slug
+from artseg.comparison.baselines import PaDiM, PaDiMSettings
 from artseg.config import config_from_dict, config_to_dict, load_config, merge_overrides
-from artseg.detectors import DETECTOR_NAMES, AnomalyBaselineDetector, Detector, build_detectors
 from artseg.errors import ArtsegInputError
 from artseg.io import normalize_percentile, read_image, read_image_manifest, write_mask
 
@@ -108,7 +110,7 @@ def test_scorecam_models_and_padim_share_one_trained_classifier(fitted):
     shared = fitted["ScoreCAM-U-Net"].shared
     assert fitted["ScoreCAM"].shared is shared
     classifier_state = shared.segmenter.classifier.state_dict()
-    backbone_state = fitted["PaDiM"].detector.backbone.state_dict()
+    backbone_state = fitted["PaDiM"].backbone.state_dict()
     for key, value in classifier_state.items():
         torch.testing.assert_close(backbone_state[key], value)
 
@@ -133,17 +135,9 @@ def test_gate_zeroes_the_maps_of_images_called_clean(fitted, tiny_manifest, monk
 
 
 def test_anomaly_baselines_fit_on_clean_training_images_only(tiny_manifest, monkeypatch):
-    import artseg.baselines
-
     seen = {}
-
-    class Recorder:
-        def fit(self, clean_images, *, seed, progress):
-            seen["images"] = clean_images
-            return self
-
-    monkeypatch.setattr(artseg.baselines, "make_detector", lambda kind, settings, backbone=None: Recorder())
     (detector,) = build_detectors(tiny_config(), ["AE"], baseline_settings=TINY_BASELINES)
+    monkeypatch.setattr(detector, "fit_clean", lambda clean_images, *, seed, progress: seen.update(images=clean_images))
     detector.fit(tiny_manifest, seed=0, progress=False)
     expected = tiny_manifest[(tiny_manifest["split"] == "train") & (tiny_manifest["label"] == 0)]
     assert len(seen["images"]) == len(expected) > 0
@@ -152,10 +146,11 @@ def test_anomaly_baselines_fit_on_clean_training_images_only(tiny_manifest, monk
 
 
 def test_segmenters_never_see_test_rows(tiny_manifest, monkeypatch):
-    from artseg.pipeline import ArtifactSegmenter
+    from artseg import ArtifactSegmenter, PixelSegmenter
 
     seen = []
-    monkeypatch.setattr(ArtifactSegmenter, "fit", lambda self, manifest, progress=True: seen.append(manifest))
+    for segmenter_class in (ArtifactSegmenter, PixelSegmenter):
+        monkeypatch.setattr(segmenter_class, "fit", lambda self, manifest, progress=True: seen.append(manifest))
     for detector in build_detectors(tiny_config(), ["U-Net", "ScoreCAM-U-Net"]):
         detector.fit(tiny_manifest, seed=0, progress=False)
     assert len(seen) == 2
@@ -176,13 +171,63 @@ def test_saved_detectors_reload_to_identical_maps(fitted, tiny_manifest, tmp_pat
         assert fresh.fit_seconds == pytest.approx(fitted[name].fit_seconds)
 
 
+def test_saved_models_are_sha256_checked_model_folders(fitted, tmp_path):
+    for name in ("AE", "U-Net"):
+        fitted[name].save(tmp_path / name)
+    document = json.loads((tmp_path / "AE" / "config.json").read_text())
+    assert document["format"] == "artseg-model"
+    assert document["metadata"]["comparison"]["model"] == "AE"
+    assert document["metadata"]["comparison"]["settings"] == fitted["AE"].settings.to_dict()
+    segmenter = json.loads((tmp_path / "U-Net" / "segmenter" / "config.json").read_text())
+    assert segmenter["format"] == "artseg-model" and set(segmenter["networks"]) == {"unet"}
+    weights = tmp_path / "AE" / document["tensors"]["state"]["file"]
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    (fresh,) = build_detectors(tiny_config(), ["AE"], baseline_settings=TINY_BASELINES)
+    with pytest.raises(ArtsegInputError, match="SHA-256"):
+        fresh.load(tmp_path / "AE")
+
+
 def test_loading_a_folder_of_another_model_is_refused(fitted, tmp_path):
     fitted["AE"].save(tmp_path / "ae")
     (padim,) = build_detectors(tiny_config(), ["PaDiM"], baseline_settings=TINY_BASELINES)
     with pytest.raises(ArtsegInputError, match="holds model 'AE'"):
         padim.load(tmp_path / "ae")
-    with pytest.raises(ArtsegInputError, match="not a saved benchmark model"):
+    with pytest.raises(ArtsegInputError, match="no saved comparison model"):
         padim.load(tmp_path / "nothing-here")
+    segmenter_folder = tmp_path / "segmenter"
+    fitted["U-Net"].segmenter.save(segmenter_folder)
+    with pytest.raises(ArtsegInputError, match="not a saved comparison model"):
+        padim.load(segmenter_folder)
+
+
+@pytest.mark.parametrize("old_files", [
+    {"detector.json": {"format": "artseg-benchmark-detector", "version": 1, "model": "AE"}},
+    {"config.json": {"format": "artseg-anomaly-detector", "version": 1, "detector": "ssim_ae"}, "weights.pt": None},
+])
+def test_folders_of_the_old_formats_ask_to_refit(tmp_path, old_files):
+    for name, content in old_files.items():
+        (tmp_path / name).write_text("" if content is None else json.dumps(content))
+    (detector,) = build_detectors(tiny_config(), ["AE"])
+    assert Detector.is_saved(tmp_path)
+    with pytest.raises(ArtsegInputError, match="saved by an older artseg .*delete the folder to refit") as error:
+        detector.load(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_baseline_preset_is_an_argument_not_the_config_name():
+    paper_named = dataclasses.replace(tiny_config(), name="paper")
+    (fast_ae,) = build_detectors(paper_named, ["AE"])
+    assert fast_ae.settings == baseline_settings("AE", "fast")
+    (paper_ae,) = build_detectors(tiny_config(), ["AE"], baseline_preset="paper")
+    assert paper_ae.settings == baseline_settings("AE", "paper") != fast_ae.settings
+    assert baseline_settings("PaDiM", "fast") == PaDiMSettings(image_size=256, backbone_width=32)
+    with pytest.raises(ArtsegInputError, match="unknown baseline preset 'medium'"):
+        build_detectors(tiny_config(), ["AE"], baseline_preset="medium")
+
+
+def test_every_model_has_its_folder_name():
+    assert [detector_slug(name) for name in DETECTOR_NAMES] == [
+        "unet", "scorecam_unet", "scorecam", "ae", "padim", "patchsvdd"]
 
 
 def test_bad_names_settings_and_images_are_input_errors(fitted):
@@ -204,7 +249,7 @@ def test_unfitted_detectors_say_so():
 
 def test_padim_keeps_all_channels_of_a_narrow_classifier(fitted, tiny_manifest):
     settings = {**TINY_BASELINES["PaDiM"], "num_features": 1000}
-    padim = AnomalyBaselineDetector("PaDiM", tiny_config(), settings, shared=fitted["PaDiM"].shared)
+    padim = PaDiM(settings, shared=fitted["PaDiM"].shared)
     padim.fit(tiny_manifest, seed=0, progress=False)
     # ResNet-18 of base width 4: stages 1-3 have 4 + 8 + 16 channels.
-    assert padim.detector.channel_index.numel() == 28
+    assert padim.channel_index.numel() == 28

@@ -29,7 +29,7 @@ from pathlib import Path
 from artseg import hardware
 from artseg.config import config_from_dict, config_to_dict, merge_overrides
 from artseg.io import read_image, read_image_manifest
-from artseg.pipeline import ArtifactSegmenter
+from artseg.segmenter import make_segmenter
 from tests.test_detectors import make_tiny_dataset, tiny_config
 
 folder = Path(sys.argv[1])
@@ -40,7 +40,7 @@ auto = {"classifier_train": {"precision": "auto", "epochs": 2}, "unet_train": {"
 facts = {"describe": hardware.describe()}
 for mode in ("weak", "strong"):
     config = config_from_dict(merge_overrides({**settings, "mode": mode}, auto, source="test"), source="test")
-    segmenter = ArtifactSegmenter(config).fit(manifest, progress=False)
+    segmenter = make_segmenter(config).fit(manifest, progress=False)
     mask = segmenter.predict_mask(read_image(manifest["image"].iloc[0]))
     facts[mode] = {"mask_shape": list(mask.shape)}
 print(json.dumps(facts))
@@ -107,7 +107,7 @@ import sys
 import numpy as np
 from analysis import defaults
 from artseg.io import read_image, read_image_manifest
-from artseg.pipeline import ArtifactSegmenter
+from artseg.segmenter import ArtifactSegmenter
 
 manifest = read_image_manifest(sys.argv[1])
 model = ArtifactSegmenter.load(defaults.SHIPPED_MODELS / "artseg_cho_m4r_fast_seed0")

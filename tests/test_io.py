@@ -194,7 +194,7 @@ def test_failed_write_keeps_old_file_and_no_partial(tmp_path, monkeypatch):
         Path(path).write_bytes(b"II*\x00partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(io.tifffile, "imwrite", write_half_then_fail)
+    monkeypatch.setattr(io.outputs.tifffile, "imwrite", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         io.write_tiff(target, np.zeros((4, 4), np.uint8))
     with pytest.raises(OSError, match="disk full"):

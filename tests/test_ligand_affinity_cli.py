@@ -10,10 +10,11 @@ import tifffile
 from analysis import ligand_affinity
 from analysis.affinity import FIT_COLUMNS, SUMMARY_COLUMNS
 from artseg.io import read_image_manifest
-from artseg.pipeline import ArtifactSegmenter
+from artseg.pixel_model import PixelSegmenter
+from artseg.segmenter import ArtifactSegmenter
 from artseg.synth import PlateOptions, generate_dataset
 
-from .test_pipeline import tiny_config
+from .test_segmenter import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def plate(tmp_path_factory):
     manifest = read_image_manifest(root / "data" / "manifest.csv", require_label=True)
     ArtifactSegmenter(tiny_config()).fit(manifest, progress=False).save(root / "model")
     cells = manifest.assign(mask=manifest["cells"])
-    ArtifactSegmenter(tiny_config(mode="strong")).fit(cells, progress=False).save(root / "cells")
+    PixelSegmenter(tiny_config(mode="strong")).fit(cells, progress=False).save(root / "cells")
     return root
 
 

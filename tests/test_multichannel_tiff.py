@@ -14,7 +14,7 @@ from artseg.cli import main
 from artseg.errors import ArtsegInputError
 from artseg.synth import PlateOptions, generate_dataset
 
-from .test_pipeline import tiny_config
+from .test_segmenter import tiny_config
 
 CHANNELS = ["Bright field", "RFP", "artifacts", "cells"]
 PLANES = ("brightfield", "fluorescence", "artifact_mask", "cell_truth")
@@ -30,7 +30,8 @@ def plate(tmp_path_factory):
     import torch
 
     from artseg.nets import build_network
-    from artseg.pipeline import ArtifactSegmenter, Calibration
+    from artseg.calibration import Calibration
+    from artseg.pixel_model import PixelSegmenter
 
     root = tmp_path_factory.mktemp("multichannel")
     generate_dataset("cho_m4r", root / "data", n_images=4, seed=3, size=128, progress=False,
@@ -62,7 +63,7 @@ def plate(tmp_path_factory):
     pages.to_csv(root / "pages.csv", index=False)
 
     config = tiny_config(mode="strong")
-    segmenter = ArtifactSegmenter(config)
+    segmenter = PixelSegmenter(config)
     torch.manual_seed(0)
     segmenter.unet = build_network(config.unet)
     segmenter.calibration = Calibration(cutoff=0.5, min_object_size=0, selected_on="config")
@@ -115,7 +116,7 @@ def test_unknown_channel_is_one_line_naming_file_and_channel(plate, tmp_path, ca
 
 
 def test_predict_on_ome_planes_and_12_bit_fields(plate, tmp_path):
-    from artseg.pipeline import ArtifactSegmenter
+    from artseg.pixel_model import PixelSegmenter
 
     single = pd.read_csv(plate / "single.csv")
     stretched, twelve_bit = [], []
@@ -134,7 +135,7 @@ def test_predict_on_ome_planes_and_12_bit_fields(plate, tmp_path):
                  "--out", str(tmp_path / "pred"), "--save-prob", "--quiet"]) == 0
     predicted = pd.read_csv(tmp_path / "pred" / "predictions.csv").set_index("image")
     assert len(predicted) == 6
-    segmenter = ArtifactSegmenter.load(plate / "model")
+    segmenter = PixelSegmenter.load(plate / "model")
     for packed, original in zip(ome["brightfield"][:2], single["brightfield"][:2]):
         expected = segmenter.predict(io.read_image(original))
         name = packed.split("/")[-1]  # outside the manifest's folder: keyed by file name (and channel)

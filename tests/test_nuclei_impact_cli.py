@@ -15,10 +15,11 @@ from analysis.nuclei_impact import (
     write_stain_labels,
 )
 from artseg.io import read_image_manifest
-from artseg.pipeline import ArtifactSegmenter
+from artseg.pixel_model import PixelSegmenter
+from artseg.segmenter import ArtifactSegmenter
 from artseg.synth import generate_dataset
 
-from .test_pipeline import tiny_config
+from .test_segmenter import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def dataset(tmp_path_factory):
     manifest = read_image_manifest(data / "manifest.csv", require_label=True)
     ArtifactSegmenter(tiny_config()).fit(manifest, progress=False).save(root / "model")
     stain_manifest = read_image_manifest(write_stain_labels(data))
-    ArtifactSegmenter(tiny_config(mode="strong")).fit(stain_manifest, progress=False).save(root / "nuclei_model")
+    PixelSegmenter(tiny_config(mode="strong")).fit(stain_manifest, progress=False).save(root / "nuclei_model")
     table = pd.read_csv(data / "manifest.csv")
     nuclei_csv = data / "nuclei.csv"
     pd.DataFrame({"image": table["image"], "nuclei": table["nuclei"], "artifact_mask": table["mask"],

@@ -1,4 +1,4 @@
-"""Tests of artseg.postprocess: thresholds, small-object removal, and the two searches."""
+"""Tests of artseg.postprocess (thresholds, small-object removal) and artseg.calibration (the two searches)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from artseg.errors import ArtsegInputError
-from artseg.postprocess import (
-    COARSE_CUTOFFS,
-    binarize,
-    label_objects,
-    remove_small,
-    search_cutoff,
-    search_min_size,
-)
+from artseg.calibration import COARSE_CUTOFFS, search_cutoff, search_min_size
+from artseg.postprocess import binarize, label_objects, remove_small
 
 
 def test_binarize_is_strictly_above_cutoff_in_float64():

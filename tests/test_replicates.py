@@ -19,10 +19,10 @@ from analysis.replicates import (
     summarize_by_ligand,
 )
 from artseg.io import read_image_manifest
-from artseg.pipeline import ArtifactSegmenter
+from artseg.segmenter import ArtifactSegmenter
 from artseg.synth import PlateOptions, generate_dataset
 
-from .test_pipeline import tiny_config
+from .test_segmenter import tiny_config
 
 DOSE = np.repeat(np.r_[0.0, 10.0 ** np.arange(-10.0, -6.4, 0.5)], 2)
 LOG_DOSE = np.where(DOSE > 0, np.log10(np.where(DOSE > 0, DOSE, 1.0)), -np.inf)

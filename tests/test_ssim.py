@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from artseg.baselines.ssim import gaussian_window, ssim, ssim_map
+from artseg.comparison.baselines.ssim import gaussian_window, ssim, ssim_map
 from artseg.errors import ArtsegInputError
 
 

@@ -11,12 +11,16 @@ resolve_target_layer
     The rule that picks the explained layer when none is given.
 combine_channel_maps
     Weighted channel sum -> ReLU -> [0, 1], the last step of Score-CAM.
+spread_channels, nearest_scored_weights, AUTO_CHANNELS
+    The default channel selection: which channels are scored, and the weight an unscored
+    channel borrows from its nearest scored one.
 
 See ``docs/score_cam.md`` for the exact algorithm and how it differs from other libraries.
 """
 
 from artseg.cam._layers import resolve_target_layer
 from artseg.cam._reference import score_cam_reference
-from artseg.cam._score_cam import combine_channel_maps, score_cam
+from artseg.cam._score_cam import AUTO_CHANNELS, combine_channel_maps, nearest_scored_weights, score_cam, spread_channels
 
-__all__ = ["combine_channel_maps", "resolve_target_layer", "score_cam", "score_cam_reference"]
+__all__ = ["AUTO_CHANNELS", "combine_channel_maps", "nearest_scored_weights", "resolve_target_layer", "score_cam",
+           "score_cam_reference", "spread_channels"]

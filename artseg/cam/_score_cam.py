@@ -237,7 +237,7 @@ def _channel_weights(
 
     Channels in `channels` are scored; constant channels get 0; the remaining
     (unscored, top-k) channels get the weight of the scored channel whose mask is
-    closest (`_nearest_scored_weights`).
+    closest (`nearest_scored_weights`).
     """
     n_channels = activations.shape[0]
     size = image.shape[-2:]
@@ -261,11 +261,11 @@ def _channel_weights(
     unscored = ~scored
     unscored[channels] = False
     if unscored.any() and scored.any():
-        weights[unscored] = _nearest_scored_weights(activations, weights, scored, unscored)
+        weights[unscored] = nearest_scored_weights(activations, weights, scored, unscored)
     return weights
 
 
-def _nearest_scored_weights(
+def nearest_scored_weights(
     activations: torch.Tensor, weights: torch.Tensor, scored: torch.Tensor, unscored: torch.Tensor
 ) -> torch.Tensor:
     """Weights for `unscored` channels, each copied from the scored channel with the closest mask.
@@ -286,13 +286,13 @@ def _ranked_channels(activations: torch.Tensor, top_k: int | str | None) -> torc
     """Indices of the channels to score: all, a spread sample ("auto"), or the `top_k` highest peaks."""
     n_channels = activations.shape[0]
     if isinstance(top_k, str):  # "auto", checked by score_cam
-        return _spread_channels(activations, AUTO_CHANNELS)
+        return spread_channels(activations, AUTO_CHANNELS)
     if top_k is None or top_k >= n_channels:
         return torch.arange(n_channels)
     return _peak_order(activations)[:top_k]
 
 
-def _spread_channels(activations: torch.Tensor, n_scored: int) -> torch.Tensor:
+def spread_channels(activations: torch.Tensor, n_scored: int) -> torch.Tensor:
     """`n_scored` non-constant channels evenly spaced over the ranking by peak |activation|.
 
     Ranks 0, ``(V-1)/(n-1)``, ..., ``V-1`` (rounded) of the `V` non-constant channels,

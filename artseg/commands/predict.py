@@ -5,16 +5,24 @@ Writes ``<out>/<relative folder>/<image stem>.png`` (0/255 mask), optionally
 ``image, p_artifact, artifact_fraction, n_objects, contains_artifact``; ``image`` is the path
 relative to the input folder (or manifest folder). Images whose mask and row already exist
 are skipped unless ``--overwrite``.
+
+``--scheduler ADDRESS`` / ``--workers N`` run :func:`predict_field` as tasks on a Dask cluster
+(:mod:`artseg.distributed`): workers read the images and write the masks themselves, the
+driver writes ``predictions.csv``; the outputs equal the serial run's. ``--shard I/N`` does
+every N-th image from the I-th and keeps its rows in ``shards/predictions.shard-I-of-N.csv``;
+``--merge-shards`` writes ``predictions.csv`` from all N parts (:mod:`artseg.shards`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path, PurePath
+from typing import Iterator
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from artseg.distributed import FieldTasks, add_engine_arguments, cluster_client, engine_from_args, model_reference
 from artseg.errors import ArtsegInputError
 from artseg.io import (
     IMAGE_SUFFIXES,
@@ -25,6 +33,7 @@ from artseg.io import (
     write_mask,
     write_tiff,
 )
+from artseg.shards import SHARDS_FOLDER, Shard, add_shard_arguments, find_parts, read_table, shard_option
 
 PREDICTIONS_CSV = "predictions.csv"
 COLUMNS = ("image", "p_artifact", "artifact_fraction", "n_objects", "contains_artifact")
@@ -47,6 +56,8 @@ def register(subparsers) -> None:
     parser.add_argument("--save-prob", action="store_true", help="also write <stem>_prob.tif probability maps")
     parser.add_argument("--overwrite", action="store_true", help="predict again images already predicted")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_arguments(parser)
+    add_shard_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -122,37 +133,59 @@ def _write_rows(rows: dict[str, dict], csv_path: Path) -> None:
     atomic_write_csv(table.reindex(columns=[c for c in COLUMNS if c in table.columns]), csv_path)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Predict every input image not yet predicted; returns the exit status."""
-    from artseg.pipeline import ArtifactSegmenter
+def predict_field(field: dict, *, segmenter) -> dict:
+    """Predict one image, write its mask (and probability map); return its ``predictions.csv`` row.
+
+    ``field`` holds ``image`` (path), ``key`` (the row's ``image`` value), ``mask`` and ``prob``
+    (output paths; ``prob`` None = no probability map). The same function runs in the serial
+    loop and as a Dask task.
+    """
     from artseg.postprocess import label_objects
 
+    prediction = segmenter.predict(read_image(field["image"]))
+    write_mask(field["mask"], prediction.mask)
+    if field["prob"] is not None:
+        write_tiff(field["prob"], prediction.probability.astype("float32"))
+    return {
+        "image": field["key"],
+        "p_artifact": float(prediction.p_artifact),
+        "artifact_fraction": float(prediction.mask.mean()),
+        "n_objects": int(label_objects(prediction.mask).max()),
+        "contains_artifact": int(prediction.contains_artifact),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every input image not yet predicted; returns the exit status."""
+    from artseg.segmenter import load_segmenter
+
     out_dir = check_output_folder(args.out)
-    segmenter = ArtifactSegmenter.load(args.model)
+    engine = engine_from_args(args)
+    shard = shard_option(args)
+    segmenter = None if args.merge_shards else load_segmenter(args.model)
     items = collect_inputs(Path(args.input), out_dir)
+    if args.merge_shards:
+        return merge_shards(out_dir, items)
     csv_path = out_dir / PREDICTIONS_CSV
+    if shard is not None:
+        items = [items[position] for position in shard.positions(len(items))]
+        csv_path = out_dir / SHARDS_FOLDER / shard.file_name("predictions")
     earlier = {} if args.overwrite else _earlier_rows(csv_path)
     rows = dict(earlier)
-    predicted = skipped = 0
+    todo = []
+    for path, relative in items:
+        key = relative.as_posix()
+        mask_path, prob_path = output_paths(out_dir, relative)
+        done = key in earlier and mask_path.is_file() and (not args.save_prob or prob_path.is_file())
+        if not done:
+            # absolute: a worker elsewhere has another working directory
+            todo.append({"image": str(Path(path).absolute()), "key": key, "mask": str(mask_path.absolute()),
+                         "prob": str(prob_path.absolute()) if args.save_prob else None})
+    skipped = len(items) - len(todo)
+    predicted = 0
     try:
-        for path, relative in tqdm(items, desc="predict", unit="image", disable=args.quiet):
-            key = relative.as_posix()
-            mask_path, prob_path = output_paths(out_dir, relative)
-            done = key in earlier and mask_path.is_file() and (not args.save_prob or prob_path.is_file())
-            if done:
-                skipped += 1
-                continue
-            prediction = segmenter.predict(read_image(path))
-            write_mask(mask_path, prediction.mask)
-            if args.save_prob:
-                write_tiff(prob_path, prediction.probability.astype("float32"))
-            rows[key] = {
-                "image": key,
-                "p_artifact": float(prediction.p_artifact),
-                "artifact_fraction": float(prediction.mask.mean()),
-                "n_objects": int(label_objects(prediction.mask).max()),
-                "contains_artifact": int(prediction.contains_artifact),
-            }
+        for row in _predicted_rows(todo, segmenter, args, engine):
+            rows[row["image"]] = row
             predicted += 1
             if predicted % CHECKPOINT_EVERY == 0:
                 _write_rows(rows, csv_path)
@@ -160,4 +193,41 @@ def run(args: argparse.Namespace) -> int:
         if rows and (predicted or not csv_path.is_file()):
             _write_rows(rows, csv_path)
     print(f"{predicted} image(s) predicted, {skipped} already done (skipped) -> {out_dir}")
+    return 0
+
+
+def _predicted_rows(todo: list[dict], segmenter, args: argparse.Namespace, engine) -> Iterator[dict]:
+    """Rows of the images in ``todo`` as they are predicted: in this process, or as Dask tasks."""
+    if engine is None:
+        for field in tqdm(todo, desc="predict", unit="image", disable=args.quiet):
+            yield predict_field(field, segmenter=segmenter)
+        return
+    if not todo:
+        return
+    with cluster_client(engine) as client:
+        tasks = FieldTasks(client, predict_field, todo, models={"segmenter": model_reference(segmenter, args.model)},
+                           fields_per_task=engine.fields_per_task, desc="predict", unit="image",
+                           progress=not args.quiet)
+        for _, row in tasks:
+            yield row
+    print(tasks.summary())
+
+
+def merge_shards(out_dir: Path, items: list[tuple[Path, PurePath]]) -> int:
+    """Write ``predictions.csv`` from the ``--shard`` parts, once every image has its row and mask."""
+    count, parts = find_parts(out_dir, "predictions")
+    dtypes = {"image": "object", "n_objects": "int64", "contains_artifact": "int64"}
+    rows: dict[str, dict] = {}
+    for index, path in sorted(parts.items()):
+        for row in read_table(path, dtypes).to_dict("records"):
+            rows[str(row["image"])] = row
+    expected = {relative.as_posix(): output_paths(out_dir, relative)[0] for _, relative in items}
+    missing = [position for position, key in enumerate(expected)
+               if key not in rows or not expected[key].is_file()]
+    if missing:
+        first = items[missing[0]][1].as_posix()
+        raise ArtsegInputError(f"{out_dir / SHARDS_FOLDER}: {len(missing)} image(s) not predicted yet (first {first}); "
+                               f"run --shard {Shard(missing[0] % count + 1, count)} (again)")
+    _write_rows({key: rows[key] for key in expected}, out_dir / PREDICTIONS_CSV)
+    print(f"{len(expected)} image(s) from {count} shard(s) -> {out_dir / PREDICTIONS_CSV}")
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 ANSWERS = ("artifact", "clean", "skip")
-# The image manifest's label values (docs/INTERFACES.md): 1 = contains artifacts, 0 = clean.
+# The image manifest's label values (docs/CONTRACTS.md): 1 = contains artifacts, 0 = clean.
 LABEL_OF_ANSWER = {"artifact": 1, "clean": 0}
 ANSWER_OF_LABEL = {1: "artifact", 0: "clean"}
 

@@ -183,7 +183,7 @@ class PositionClassifier(nn.Module):
 class PatchSVDDNetwork(nn.Module):
     """Everything Patch SVDD trains: the encoder and one position classifier per scale.
 
-    ``forward`` codes ``2K`` px patches; the losses live in :mod:`artseg.baselines.patchsvdd`.
+    ``forward`` codes ``2K`` px patches; the losses live in :mod:`artseg.comparison.baselines.patchsvdd`.
     """
 
     def __init__(self, small_patch_size: int = 32, embedding_dim: int = 64, width_scale: float = 1.0, in_channels: int = 1):

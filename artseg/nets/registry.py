@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from torch import nn
 
 from artseg.errors import ArtsegInputError
@@ -57,13 +58,15 @@ def validate_spec(spec: dict[str, Any], where: str = "network spec") -> None:
         )
 
 
-def build_network(spec: dict[str, Any]) -> nn.Module:
+def build_network(spec: dict[str, Any], *, seed: int | None = None) -> nn.Module:
     """Return a freshly initialised network described by ``spec``.
 
     Parameters
     ----------
     spec : dict
         ``{"name": "resnet" | "unet" | <registered>, **kwargs}``.
+    seed : int, optional
+        Initialise the weights from this seed (torch's global generator is left as it was).
 
     Returns
     -------
@@ -82,7 +85,11 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
     """
     validate_spec(spec)
     kwargs = {key: value for key, value in spec.items() if key != "name"}
-    return _REGISTRY[spec["name"]](**kwargs)
+    if seed is None:
+        return _REGISTRY[spec["name"]](**kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _REGISTRY[spec["name"]](**kwargs)
 
 
 def network_spec(module: nn.Module) -> dict[str, Any]:
