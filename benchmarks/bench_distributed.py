@@ -217,6 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.fields, args.tiny_tasks = min(args.fields, 4), min(args.tiny_tasks, 200)
+    args.out = args.out.resolve()  # the manifests written here hold paths that must not depend on the folder
     args.out.mkdir(parents=True, exist_ok=True)
     plate_csv = make_plate(args.out, args.quick)
 

@@ -17,6 +17,7 @@ Run both recordings on the same machine, thread count and compute path. Prints a
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -89,9 +90,9 @@ def compare(before: Path, after: Path) -> list[tuple[str, str, str]]:
         else:
             left = [line for line in (a / "stdout.txt").read_text().splitlines() if "seconds" not in line]
             right = [line for line in (b / "stdout.txt").read_text().splitlines() if "seconds" not in line]
-            differing = [i for i, (x, y) in enumerate(zip(left, right)) if x != y]
-            result = "equal" if left == right else (f"{len(differing)} lines differ (first: line {differing[0] + 1})"
-                                                    if differing else "lengths differ")
+            diff = [line for line in difflib.ndiff(left, right) if line[:2] in ("- ", "+ ")]
+            removed = sum(line.startswith("- ") for line in diff)
+            result = "equal" if not diff else f"{removed} lines only before, {len(diff) - removed} only after"
             rows.append((name, "stdout", result))
     return rows
 

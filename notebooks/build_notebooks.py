@@ -1,7 +1,7 @@
 """Write every figure notebook from the cell sources below (keeps them thin and reviewable).
 
 Run ``python notebooks/build_notebooks.py`` after editing; it is the one way the notebooks are
-made (``build_fig3.py`` only re-exports the Fig. 3 cells). The notebooks call library functions on
+made. The notebooks call library functions on
 the output folders of the commands, so they redraw the paper's figures and tables from whatever
 run made those folders. Every notebook:
 

@@ -311,10 +311,10 @@ def test_cli_input_errors_exit_with_status_2(tmp_path, capsys):
 def test_notebook_redraws_the_figures_from_the_run_folder(tiny_run, tmp_path, monkeypatch):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("build_fig3", NOTEBOOKS / "build_fig3.py")
+    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOKS / "build_notebooks.py")
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    built = nbformat.reads(nbformat.writes(nbformat.v4.new_notebook(cells=builder.CELLS)), as_version=4)
+    built = nbformat.reads(nbformat.writes(nbformat.v4.new_notebook(cells=builder.FIG3)), as_version=4)
     committed = nbformat.read(NOTEBOOKS / "fig3_model_comparison.ipynb", as_version=4)
     assert [cell.source for cell in committed.cells] == [cell.source for cell in built.cells]
     monkeypatch.setenv("ARTSEG_BENCHMARK_OUT", str(tiny_run["out"]))
