@@ -25,6 +25,7 @@ from artseg.config import config_from_dict, config_to_dict, load_config, merge_o
 from artseg.errors import ArtsegInputError
 from artseg.io import atomic_folder, atomic_target, atomic_write_csv, read_image, read_image_manifest, read_mask
 from artseg.metrics import pixel_scores
+from artseg.model_io import model_digest
 from artseg.pixel_model import PixelSegmenter
 from artseg.segmenter import ArtifactSegmenter, load_segmenter, make_segmenter
 
@@ -244,7 +245,7 @@ class RememberedMasks:
 
     def __init__(self, segmenter, folder: Path):
         self.segmenter = segmenter
-        self.path = Path(folder) / f"{_model_key(segmenter)}.npz"
+        self.path = Path(folder) / f"{model_digest(segmenter)}.npz"
         self.n_computed = 0
         self._masks: dict[str, np.ndarray] = {}
         if self.path.exists():
@@ -269,15 +270,3 @@ class RememberedMasks:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_target(self.path) as target, open(target, "wb") as handle:
             np.savez(handle, **self._masks)
-
-
-def _model_key(segmenter) -> str:
-    """SHA-256 of a segmenter's weights, configuration and calibration."""
-    digest = hashlib.sha256()
-    digest.update(repr((segmenter.config, segmenter.calibration)).encode())
-    for network in (segmenter.unet, getattr(segmenter, "classifier", None)):
-        if network is not None:
-            for name, tensor in network.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]

@@ -39,7 +39,8 @@ from artseg.io import (
     read_mask,
     read_plate_manifest,
 )
-from artseg.distributed import add_engine_arguments, engine_from_args, map_fields, model_digest
+from artseg.distributed import add_engine_arguments, engine_from_args, map_fields
+from artseg.model_io import model_digest
 from artseg.pixel_model import PixelSegmenter
 from artseg.segmenter import ArtifactSegmenter, load_segmenter
 from artseg.shards import POSITION, add_shard_arguments, fingerprint, read_parts, shard_option, write_part

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.figures import displacement_curves
-from analysis.reporting import save_figure
+from analysis.reporting import save_figure_formats
 from artseg.errors import ArtsegInputError
 from artseg.io import read_labels, read_mask
 from artseg.plots import outline_overlays
@@ -109,17 +109,6 @@ def find_runs(folders: Mapping[str, str | os.PathLike], files: Sequence[str],
         else:
             messages.append(message)
     return present, messages
-
-
-def save_figure_formats(figure: Figure, folder: str | os.PathLike, stem: str,
-                        formats: Sequence[str] = ("png", "svg"), dpi: int = 110) -> list[Path]:
-    """Save ``figure`` as ``folder/stem.<format>`` for each format (atomic writes); return the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{stem}.{fmt}" for fmt in formats]
-    for path in paths:
-        save_figure(figure, path, dpi=dpi)
-    return paths
 
 
 # --------------------------------------------------------------------------- Fig. 6 / Supp. Fig. 5

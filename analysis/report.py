@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from analysis.figures import MODE_COLOURS, displacement_curves
 from analysis.hill import hill
 from analysis.outliers import ROUT_SUFFIX
-from analysis.reporting import save_figure
+from analysis.reporting import save_figure_formats
 from artseg.io import atomic_write_text, read_image, read_mask
 
 __all__ = [
@@ -397,12 +397,6 @@ def _read_tables(out: Path) -> dict[str, pd.DataFrame]:
     return {name: pd.read_csv(out / name, keep_default_na=True) for name in names if (out / name).exists()}
 
 
-def save_publication_figure(figure: Figure, stem: Path) -> None:
-    """Write `figure` as ``<stem>.svg`` and ``<stem>.pdf`` (atomically)."""
-    for suffix in (".svg", ".pdf"):
-        save_figure(figure, stem.with_suffix(suffix))
-
-
 def write_report(out: Path, *, settings: Mapping[str, object], gallery: list[GalleryField] = ()) -> Path:
     """Read the run's CSVs from `out`, write ``report.html`` and ``figures/*.svg|pdf``; returns the page's path."""
     out = Path(out)
@@ -415,7 +409,7 @@ def write_report(out: Path, *, settings: Mapping[str, object], gallery: list[Gal
     names = {"curves": "displacement_curves", "coverage": "artifact_coverage_by_well", "gallery": "mask_gallery"}
     for key, figure in figures.items():
         if figure is not None:
-            save_publication_figure(figure, out / "figures" / names[key])
+            save_figure_formats(figure, out / "figures", names[key], formats=("svg", "pdf"))
     page = render_report(tables, settings=settings, versions=run_versions(), figures=figures, gallery=list(gallery))
     atomic_write_text(out / "report.html", page)
     return out / "report.html"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -54,3 +56,14 @@ def run_cli(parser, run: Callable, outputs: str, argv: list[str] | None = None) 
         return 0
 
     return run_command(run_and_report, args)
+
+
+def save_figure_formats(figure, folder: str | os.PathLike, stem: str,
+                        formats: Sequence[str] = ("png", "svg"), dpi: int = 110) -> list[Path]:
+    """Save ``figure`` as ``folder/stem.<format>`` for each format (atomic writes); return the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.{fmt}" for fmt in formats]
+    for path in paths:
+        save_figure(figure, path, dpi=dpi)
+    return paths

@@ -20,7 +20,6 @@ stored once, by position, so no row is duplicated or missing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
@@ -45,7 +44,6 @@ __all__ = [
     "cluster_client",
     "engine_from_args",
     "map_fields",
-    "model_digest",
     "model_reference",
     "threads_by_host",
 ]
@@ -231,24 +229,6 @@ def cached_model(ref: ModelRef):
     return model
 
 
-def model_digest(model) -> str | None:
-    """SHA-256 (32 hex digits) of a segmenter's weights, configuration and calibration.
-
-    A :class:`analysis.defaults.RememberedMasks` wrapper is unwrapped; None gives None.
-    """
-    if model is None:
-        return None
-    segmenter = getattr(model, "segmenter", model)
-    digest = hashlib.sha256()
-    digest.update(repr((segmenter.config, segmenter.calibration, getattr(segmenter, "cam_stage", None))).encode())
-    for network in (getattr(segmenter, "unet", None), getattr(segmenter, "classifier", None)):
-        if network is not None:
-            for name, tensor in network.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
 def model_reference(model, folder: str | os.PathLike | None = None) -> ModelRef | None:
     """The :class:`ModelRef` workers load ``model`` from.
 
@@ -264,7 +244,7 @@ def model_reference(model, folder: str | os.PathLike | None = None) -> ModelRef 
     """
     from artseg.cache import cache_dir
     from artseg.io import atomic_folder
-    from artseg.model_io import CONFIG_NAME, file_sha256
+    from artseg.model_io import CONFIG_NAME, file_sha256, model_digest
 
     if model is None:
         return None

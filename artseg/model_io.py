@@ -212,3 +212,23 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def model_digest(model) -> str | None:
+    """SHA-256 (32 hex digits) of a segmenter's weights, configuration and calibration.
+
+    What identifies a fitted model in memory, whatever folder it came from: the key of
+    remembered masks, of shard runs and of models saved for cluster workers. A wrapper with a
+    ``segmenter`` attribute is unwrapped; None gives None.
+    """
+    if model is None:
+        return None
+    segmenter = getattr(model, "segmenter", model)
+    digest = hashlib.sha256()
+    digest.update(repr((segmenter.config, segmenter.calibration, getattr(segmenter, "cam_stage", None))).encode())
+    for network in (getattr(segmenter, "unet", None), getattr(segmenter, "classifier", None)):
+        if network is not None:
+            for name, tensor in network.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_cpu_paths import compare_tables  # noqa: E402
 
+# Frozen here, not imported from the tests: a pin must not move when the tests' tiny settings do.
 TINY_CONFIG = {
     "classifier": {"depth": 18, "base_width": 4},
     "unet": {"width": 4, "levels": 2, "convs_per_block": 1},
