@@ -15,7 +15,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from artseg.errors import ArtsegInputError
-from artseg.metrics import DEFAULT_CUTOFFS, PAPER_MIN_SIZES, iou_after_size_filter, pr_curve
+from artseg.metrics import (DEFAULT_CUTOFFS, PAPER_MIN_SIZES, confusion_scores, iou_after_size_filter, pr_curve,
+                            size_filter_counts)
 
 __all__ = ["COARSE_CUTOFFS", "DEFAULT_CUTOFFS", "PAPER_MIN_SIZES", "Calibration", "calibrate", "search_cutoff",
            "search_min_size"]
@@ -187,7 +188,9 @@ def calibrate(probability_maps: Sequence[np.ndarray], truth: Sequence[np.ndarray
     """Choose the gate, smallest kept object and cut-off that maximise pooled validation IoU.
 
     Every gate × size × cut-off combination is scored on the validation images: below the
-    gate an image's map counts as all zeros (the classifier called it clean).
+    gate an image's map counts as all zeros (the classifier called it clean). Each map is
+    labelled once per cut-off (:func:`artseg.metrics.size_filter_counts`); sizes and gates
+    then only sum counts.
 
     Parameters
     ----------
@@ -223,15 +226,29 @@ def calibrate(probability_maps: Sequence[np.ndarray], truth: Sequence[np.ndarray
     if len(probability_maps) == 0:
         raise ArtsegInputError("no validation images to choose the cut-off on")
     probabilities = [1.0] * len(probability_maps) if image_probabilities is None else list(image_probabilities)
+    cutoff_grid = _check_grid(cutoffs, "cutoffs")
+    size_grid = np.unique(np.asarray(min_object_sizes).ravel())
+    predicted, tp, n_true = size_filter_counts(probability_maps, truth, cutoff_grid, size_grid)
+    # a gated image's map counts as all zeros: nothing kept at a cut-off >= 0; below 0 the
+    # whole image is one object
+    pixels = np.array([np.size(m) for m in probability_maps], dtype=np.int64)
+    gated_predicted = np.where(cutoff_grid[:, None] < 0, pixels[:, None, None] * (pixels[:, None, None] >= size_grid), 0)
+    gated_tp = np.where(cutoff_grid[:, None] < 0, n_true[:, None, None] * (pixels[:, None, None] >= size_grid), 0)
+    total_true = int(n_true.sum())
     best, tried = None, set()
     for gate in sorted(set(float(g) for g in gates)):
         kept = tuple(p >= gate for p in probabilities)
         if kept in tried:  # a gate letting the same images through scores the same
             continue
         tried.add(kept)
-        gated = [m if keep else np.zeros_like(m) for m, keep in zip(probability_maps, kept)]
+        keep = np.array(kept)[:, None, None]
+        kept_predicted = np.where(keep, predicted, gated_predicted).sum(axis=0)
+        kept_tp = np.where(keep, tp, gated_tp).sum(axis=0)
+        iou = confusion_scores(kept_tp, kept_predicted - kept_tp, total_true - kept_tp)["iou"]
         for size in min_object_sizes:
-            cutoff, iou = search_cutoff(gated, truth, cutoffs=cutoffs, min_size=int(size), progress=False)
-            if best is None or iou > best[2]:
-                best = (cutoff, int(size), iou, gate)
+            column = int(np.searchsorted(size_grid, size))
+            # the smallest cut-off reaching the highest IoU at this size
+            position = int(np.argmax(iou[:, column]))
+            if best is None or iou[position, column] > best[2]:
+                best = (float(cutoff_grid[position]), int(size), float(iou[position, column]), gate)
     return Calibration(float(best[0]), best[1], selected_on, float(best[2]), gate=best[3] if choose_gate else None)

@@ -33,8 +33,8 @@ from artseg.nets import build_network
 from artseg.postprocess import binarize, remove_small
 from artseg.preprocess import normalize_image, resize_image, resize_mask
 from artseg.tiling import extract_patches, predict_tiled
-from artseg.train import (TrainResult, autocast_context, memory_format_for, resolve_precision, train_network,
-                          training_summary)
+from artseg.hardware import inference_layout, inference_memory_format
+from artseg.train import TrainResult, autocast_context, resolve_precision, train_network, training_summary
 from artseg.training_data import assign_splits, load_training_data
 
 __all__ = ["PixelSegmenter", "Prediction", "UNetSegmenter", "to_unet_scale", "train_unet", "unet_patches", "unet_probability_map"]
@@ -107,11 +107,10 @@ def unet_probability_map(unet: nn.Module, normalized_image: np.ndarray, config: 
                          device: torch.device) -> np.ndarray:
     """Tiled U-Net probability of a normalised image, float32 at the image's own size."""
     precision = resolve_precision(config.unet_train.precision, device.type)
-    memory_format = memory_format_for(precision, device.type)
+    memory_format = inference_memory_format(precision, device.type)
 
     def batch_probability(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(batch).to(device).contiguous(memory_format=memory_format)
-        unet.eval()
         with torch.no_grad(), autocast_context(precision, device.type):
             logits = unet(x)
         return torch.sigmoid(logits.float()).cpu().numpy()
@@ -119,8 +118,10 @@ def unet_probability_map(unet: nn.Module, normalized_image: np.ndarray, config: 
     working = to_unet_scale(normalized_image, config.input.unet_scale)
     tiling = config.tiling
     multiple = max(32, getattr(unet, "size_multiple", 32))
-    probability = predict_tiled(batch_probability, working, tile_size=tiling.tile_size, overlap=tiling.overlap,
-                                batch_size=tiling.batch_size, multiple=multiple)[0]
+    unet.eval()
+    with inference_layout(unet, memory_format):
+        probability = predict_tiled(batch_probability, working, tile_size=tiling.tile_size, overlap=tiling.overlap,
+                                    batch_size=tiling.batch_size, multiple=multiple)[0]
     if probability.shape != normalized_image.shape:
         probability = np.clip(resize_image(probability, normalized_image.shape), 0.0, 1.0)
     return probability

@@ -29,7 +29,8 @@ from artseg.errors import ArtsegInputError
 from artseg.metrics import pixel_scores
 from artseg.nets import build_network
 from artseg.preprocess import resize_image, resize_mask
-from artseg.train import TrainResult, autocast_context, memory_format_for, resolve_precision, train_network
+from artseg.hardware import inference_layout, inference_memory_format
+from artseg.train import TrainResult, autocast_context, resolve_precision, train_network
 
 CUTOFF_METHODS = ("fixed", "otsu")
 
@@ -67,10 +68,10 @@ def classifier_probabilities(classifier: nn.Module, inputs: torch.Tensor, *, pre
                              device: torch.device, batch_size: int = 32) -> np.ndarray:
     """Artifact probabilities of classifier inputs ``(N, 1, S, S)``, float32 ``(N,)``."""
     precision = resolve_precision(precision, device.type)
-    memory_format = memory_format_for(precision, device.type)
+    memory_format = inference_memory_format(precision, device.type)
     classifier.eval()
     probabilities = []
-    with torch.no_grad(), autocast_context(precision, device.type):
+    with torch.no_grad(), autocast_context(precision, device.type), inference_layout(classifier, memory_format):
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size].to(device).contiguous(memory_format=memory_format)
             logits = classifier(x)

@@ -54,7 +54,8 @@ from artseg.cam import combine_channel_maps, score_cam, score_cam_reference
 from artseg.cam import AUTO_CHANNELS, nearest_scored_weights, spread_channels
 from artseg.hardware import cpu_capability, cpu_model_name
 from artseg.nets import ResNet
-from artseg.train import TrainConfig, fit, memory_format_for, resolve_precision
+from artseg.hardware import inference_memory_format
+from artseg.train import TrainConfig, fit, resolve_precision
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "scorecam"
 TRAIN_SIZE, CAM_SIZE = 128, 224
@@ -204,7 +205,7 @@ def run_variant(name: str, n_images: int, repeats: int, batch_size: int, epochs:
         precision = "fp32"
     else:
         precision = resolve_precision(VARIANTS[name].get("precision", "auto"))
-    layout = "channels_last" if memory_format_for(precision) == torch.channels_last else "contiguous"
+    layout = "channels_last" if inference_memory_format(precision) == torch.channels_last else "contiguous"
     summary = dict(variant=name, precision=precision, layout=layout, threads=torch.get_num_threads(),
                    cpu=cpu_model_name(), cpu_capability=cpu_capability(), torch=torch.__version__,
                    size=int(images.shape[-1]), top_k=VARIANTS[name].get("top_k", f"{AUTO_CHANNELS} spread"))

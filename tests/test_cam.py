@@ -255,7 +255,7 @@ def test_auto_channels_spread_over_the_peak_ranking():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_masked_inputs_take_the_layout_of_the_precision(precision):
-    from artseg.train import memory_format_for
+    from artseg.hardware import inference_memory_format
 
     torch.manual_seed(0)
     net = TinyClassifier(num_logits=2, channels=4, in_channels=3).eval()
@@ -270,7 +270,7 @@ def test_masked_inputs_take_the_layout_of_the_precision(precision):
         score_cam(net, torch.rand(1, 3, 16, 16), precision=precision, batch_size=4)
     finally:
         handle.remove()
-    expected = memory_format_for(precision)
+    expected = inference_memory_format(precision)
     assert layouts[1] == (expected == torch.contiguous_format, expected == torch.channels_last)
 
 

@@ -48,7 +48,9 @@ print(json.dumps(facts))
 
 
 def test_avx2_only_path_trains_every_network_kind(tmp_path):
-    env = {**os.environ, **AVX2_ONLY, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # glibc's heap checks: corruption aborts the run instead of passing unnoticed
+    env = {**os.environ, **AVX2_ONLY, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MALLOC_CHECK_": "3",
+           "MALLOC_PERTURB_": "165"}
     run = subprocess.run([sys.executable, "-c", _FIT_ON_AVX2, str(tmp_path)], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -56,6 +58,8 @@ def test_avx2_only_path_trains_every_network_kind(tmp_path):
     assert facts["describe"]["cpu_capability"] == "AVX2"
     assert facts["describe"]["precision"] == "fp32"
     assert facts["describe"]["layout"] == "contiguous"
+    x86_onednn = torch.backends.mkldnn.is_available() and hardware.platform.machine().lower() in ("x86_64", "amd64")
+    assert facts["describe"]["inference_layout"] == ("channels_last" if x86_onednn else "contiguous")
     assert facts["weak"]["mask_shape"] == [64, 64] and facts["strong"]["mask_shape"] == [64, 64]
 
 
@@ -75,6 +79,74 @@ def test_fp32_is_contiguous_off_the_avx512_path_and_bf16_channels_last(monkeypat
     assert hardware.memory_format_for("fp32") == torch.contiguous_format
     monkeypatch.setattr(hardware, "cpu_capability", lambda: "DEFAULT")  # e.g. aarch64
     assert hardware.memory_format_for("fp32") == torch.contiguous_format
+
+
+def test_inference_is_channels_last_on_every_x86_onednn_path(monkeypatch):
+    """Forward passes take channels_last on the AVX2 path too; training there stays contiguous."""
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX2")
+    assert hardware.memory_format_for("fp32") == torch.contiguous_format
+    with_onednn = torch.channels_last if torch.backends.mkldnn.is_available() else torch.contiguous_format
+    assert hardware.inference_memory_format("fp32") == with_onednn
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert hardware.inference_memory_format("fp32") == torch.contiguous_format
+    monkeypatch.undo()
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    assert hardware.inference_memory_format("fp32", "cuda") == torch.contiguous_format
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "DEFAULT")
+    assert hardware.inference_memory_format("fp32") == torch.contiguous_format
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: "AVX2")
+    assert hardware.inference_memory_format("fp32") == torch.contiguous_format
+
+
+def test_inference_layout_holds_the_weights_in_the_layout_and_gives_them_back_contiguous():
+    from artseg.nets import build_network
+
+    net = build_network({"name": "unet", "in_channels": 1, "out_channels": 1, "width": 8, "levels": 2,
+                         "convs_per_block": 1, "batch_norm": True}, seed=0).eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        reference = net(x)
+        with hardware.inference_layout(net, torch.channels_last):
+            weight = net.bottleneck[0].weight
+            assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+            inside = net(x.contiguous(memory_format=torch.channels_last))
+    assert all(p.is_contiguous() for p in net.parameters())
+    torch.testing.assert_close(inside, reference, rtol=1e-5, atol=1e-5)
+
+
+_FORWARD_ON_AVX2 = r"""
+import json, torch
+from artseg import hardware
+from artseg.nets import build_network
+worst = 0.0
+for spec in ({"name": "unet", "in_channels": 1, "out_channels": 1, "width": 8, "levels": 3, "convs_per_block": 2,
+              "batch_norm": True},
+             {"name": "resnet", "depth": 18, "in_channels": 1, "num_logits": 1, "base_width": 8, "dilate_last": False,
+              "pool": "avg"}):
+    net = build_network(spec, seed=0).eval()
+    for batch, size in ((1, 64), (3, 96), (8, 64)):
+        x = torch.rand(batch, 1, size, size)
+        with torch.inference_mode():
+            reference = net(x)
+            with hardware.inference_layout(net, hardware.inference_memory_format("fp32")):
+                out = net(x.contiguous(memory_format=hardware.inference_memory_format("fp32")))
+        worst = max(worst, float((out - reference).abs().max()))
+print(json.dumps({"layout": str(hardware.inference_memory_format("fp32")), "worst": worst,
+                  "capability": hardware.cpu_capability()}))
+"""
+
+
+def test_avx2_path_forward_passes_in_its_inference_layout_match_contiguous_under_heap_checks():
+    env = {**os.environ, **AVX2_ONLY, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MALLOC_CHECK_": "3",
+           "MALLOC_PERTURB_": "165"}
+    run = subprocess.run([sys.executable, "-c", _FORWARD_ON_AVX2], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert facts["capability"] == "AVX2"
+    assert facts["worst"] < 1e-4
 
 
 def test_capped_capability_or_onednn_means_fp32(monkeypatch):
@@ -99,6 +171,8 @@ def test_info_prints_the_compute_path(capsys):
     assert lines["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     expected_layout = "channels_last" if hardware.onednn_runs_avx512() else "contiguous"
     assert lines["precision"] == "fp32" and lines["layout"] == expected_layout
+    expected_inference = "channels_last" if hardware.inference_memory_format("fp32") == torch.channels_last else "contiguous"
+    assert lines["inference_layout"] == expected_inference
     assert int(lines["threads"]) == torch.get_num_threads()
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from artseg.errors import ArtsegInputError
-from artseg.calibration import COARSE_CUTOFFS, search_cutoff, search_min_size
+from artseg.calibration import COARSE_CUTOFFS, calibrate, search_cutoff, search_min_size
+from artseg.metrics import iou_after_size_filter, size_filter_counts
 from artseg.postprocess import binarize, label_objects, remove_small
 
 
@@ -102,3 +103,53 @@ def test_search_min_size_hand_computed():
     assert search_min_size(mask, truth, sizes=(0, 3, 4, 5, 6)) == (4, pytest.approx(1.0))
     prob = np.where(mask, 0.9, 0.0)
     assert search_min_size(prob, truth, cutoff=0.5, sizes=(0, 3)) == (3, pytest.approx(5 / 8))
+
+
+def _random_maps(rng, n, shape=(24, 20)):
+    from scipy import ndimage
+
+    maps = [np.clip(ndimage.gaussian_filter(rng.random(shape), 1.5) * 3 - 1, 0, 1) for _ in range(n)]
+    truth = [ndimage.gaussian_filter(rng.random(shape), 1.5) > 0.52 for _ in range(n)]
+    return maps, truth
+
+
+def test_size_filter_counts_sum_to_the_size_filter_table():
+    maps, truth = _random_maps(np.random.default_rng(1), 5)
+    cutoffs, sizes = [0.1, 0.3, 0.6], [0, 3, 10, 40]
+    predicted, tp, n_true = size_filter_counts(maps, truth, cutoffs, sizes)
+    assert predicted.shape == tp.shape == (5, 3, 4) and n_true.tolist() == [int(t.sum()) for t in truth]
+    for position, cutoff in enumerate(cutoffs):
+        table = iou_after_size_filter(maps, truth, cutoff, sizes=sizes)
+        assert tp[:, position].sum(axis=0).tolist() == table["tp"].tolist()
+        assert (predicted - tp)[:, position].sum(axis=0).tolist() == table["fp"].tolist()
+    with pytest.raises(ArtsegInputError, match=r"prob_maps\[0\]: contains NaN"):
+        size_filter_counts([np.full((2, 2), np.nan)], [np.zeros((2, 2), bool)], [0.5], [0])
+
+
+def _brute_force_calibration(maps, truth, cutoffs, sizes, probabilities, gates):
+    """Every gate, size and cut-off scored by masking and labelling afresh: the definition."""
+    best = None
+    for gate in sorted(gates):
+        gated = [m if p >= gate else np.zeros_like(m) for m, p in zip(maps, probabilities)]
+        for size in sizes:
+            for cutoff in sorted(cutoffs):
+                iou = float(iou_after_size_filter(gated, truth, cutoff, sizes=(size,))["iou"].iloc[0])
+                if best is None or iou > best[2]:
+                    best = (cutoff, size, iou, gate)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_calibrate_chooses_what_scoring_every_combination_chooses(seed):
+    rng = np.random.default_rng(seed)
+    maps, truth = _random_maps(rng, int(rng.integers(2, 8)))
+    if seed % 2:
+        maps = [np.round(m, 1) for m in maps]  # ties between cut-offs
+    cutoffs = sorted(set(np.round(rng.uniform(-0.1 if seed == 4 else 0.0, 1.0, 6), 2).tolist()))
+    sizes, gates = [0, 3, 10, 40], [0.0, 0.3, 0.6]
+    probabilities = rng.random(len(maps)).tolist()
+    chosen = calibrate(maps, truth, cutoffs=cutoffs, min_object_sizes=sizes, image_probabilities=probabilities,
+                       gates=gates, choose_gate=True)
+    expected = _brute_force_calibration(maps, truth, cutoffs, sizes, probabilities, gates)
+    assert (chosen.cutoff, chosen.min_object_size, chosen.gate) == (expected[0], expected[1], expected[3])
+    assert chosen.val_iou == pytest.approx(expected[2], rel=0, abs=1e-15)

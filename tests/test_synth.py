@@ -483,6 +483,9 @@ def test_generate_plate_writes_a_valid_plate_manifest_and_truth(tmp_path):
         assert {"ligand", "log_ic50", "top", "bottom"} <= set(entry)
     masks = [read_mask(p).any() for p in validated["artifact_mask"]]
     assert np.mean(masks) > 0.8  # 99.2 % prevalence
+    kinds = table["artifact_types"].fillna("")
+    assert [bool(k) for k in kinds] == masks  # a field lists kinds exactly when it has artifacts
+    assert set(";".join(kinds).split(";")) - {""} <= set(PRESETS["cho_m4r"].type_weights)
 
 
 # --------------------------------------------------------------------------- CLI

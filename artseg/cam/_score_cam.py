@@ -82,7 +82,7 @@ def score_cam(
     precision : {"auto", "bf16", "fp32"}, default "auto"
         Arithmetic of the masked-input forward passes (the cost centre). ``"auto"``
         uses bfloat16 autocast where the CPU has native bf16, float32 elsewhere (e.g. on
-        AVX2-only CPUs), in the layout `artseg.hardware.memory_format_for` chooses.
+        AVX2-only CPUs), in the layout `artseg.hardware.inference_memory_format` chooses.
         Activations, probabilities and the weighted sum are always float32/float64.
     activation : {"auto", "softmax", "sigmoid"}, default "auto"
         How logits become probabilities: ``auto`` = sigmoid for one logit, softmax
@@ -136,7 +136,8 @@ def score_cam(
     >>> maps.shape, float(maps.min()) >= 0.0, float(maps.max()) <= 1.0
     ((2, 32, 32), True, True)
     """
-    from artseg.train import autocast_context, memory_format_for, resolve_precision
+    from artseg.hardware import inference_layout, inference_memory_format
+    from artseg.train import autocast_context, resolve_precision
 
     image_batch = _checked_images(images)
     _check_positive_int("batch_size", batch_size)
@@ -146,9 +147,10 @@ def score_cam(
     device = _model_device(model)
     image_batch = image_batch.to(device)
     forward_precision = resolve_precision(precision, device.type)
+    memory_format = inference_memory_format(forward_precision, device.type)
 
-    with evaluation_mode(model), torch.inference_mode():
-        activations, logits = _activations_and_logits(model, layer, image_batch, batch_size)
+    with evaluation_mode(model), torch.inference_mode(), inference_layout(model, memory_format):
+        activations, logits = _activations_and_logits(model, layer, image_batch, batch_size, memory_format)
         read_as = resolve_activation(activation, logits.shape[1])
         check_class_index(class_idx, logits.shape[1], read_as)
         if class_idx is None:
@@ -163,7 +165,7 @@ def score_cam(
             for i, channels in enumerate(channel_sets):
                 score_masked = partial(
                     _masked_class_probability, model=model, target=int(targets[i]),
-                    read_as=read_as, memory_format=memory_format_for(forward_precision, device.type),
+                    read_as=read_as, memory_format=memory_format,
                     precision_context=partial(autocast_context, forward_precision, device.type),
                 )
                 weights = _channel_weights(
@@ -318,14 +320,15 @@ def _peak_order(activations: torch.Tensor) -> torch.Tensor:
 
 
 def _activations_and_logits(
-    model: nn.Module, layer: nn.Module, images: torch.Tensor, batch_size: int
+    model: nn.Module, layer: nn.Module, images: torch.Tensor, batch_size: int,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 target-layer activations ``(N, K, h, w)`` and logits ``(N, L)``."""
     activations, logits = [], []
     with recorded_output(layer) as recorded:
         for start in range(0, len(images), batch_size):
             recorded.clear()
-            out = model(images[start:start + batch_size])
+            out = model(images[start:start + batch_size].contiguous(memory_format=memory_format))
             if not recorded:
                 raise ArtsegInputError(
                     f"target layer {type(layer).__name__} was not called in the model's forward pass"

@@ -51,7 +51,7 @@ LIGANDS = (
 )
 PLATE_COLUMNS = [
     "experiment", "ligand", "concentration", "well", "field",
-    "brightfield", "fluorescence", "artifact_mask", "cell_truth",
+    "brightfield", "fluorescence", "artifact_mask", "cell_truth", "artifact_types",
 ]
 
 _BETWEEN_EXPERIMENT_SD = 0.1  # LogIC50 scatter of biological replicates (paper: 0.11)
@@ -261,7 +261,8 @@ def generate_plate(
     Path
         The plate manifest ``plate.csv`` (plate-manifest columns of DESIGN.md plus
         ``cell_truth``, the true cell labels, deliberately not named ``cell_mask`` so the
-        toolkit segments cells itself).
+        toolkit segments cells itself, and ``artifact_types``, the kinds of artifact in the
+        field joined by ``;``).
     """
     out_dir = Path(out_dir)
     design, truth = plate_design(
@@ -285,7 +286,7 @@ def generate_plate(
         write_tiff(out_dir / paths["fluorescence"], field.fluorescence)
         write_mask(out_dir / paths["artifact_mask"], field.artifact_mask)
         write_labels(out_dir / paths["cell_truth"], field.cells)
-        records.append({**row.to_dict(), **paths})
+        records.append({**row.to_dict(), **paths, "artifact_types": ";".join(sorted(set(field.artifact_types)))})
     manifest = pd.DataFrame(records, columns=PLATE_COLUMNS)
     atomic_write_text(out_dir / "truth.json", json.dumps({k: v.as_dict() for k, v in truth.items()}, indent=2) + "\n")
     plate_csv = out_dir / "plate.csv"
