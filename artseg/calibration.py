@@ -226,14 +226,17 @@ def calibrate(probability_maps: Sequence[np.ndarray], truth: Sequence[np.ndarray
     if len(probability_maps) == 0:
         raise ArtsegInputError("no validation images to choose the cut-off on")
     probabilities = [1.0] * len(probability_maps) if image_probabilities is None else list(image_probabilities)
+    if len(probabilities) != len(probability_maps):
+        raise ArtsegInputError(f"{len(probabilities)} image probabilities for {len(probability_maps)} maps")
     cutoff_grid = _check_grid(cutoffs, "cutoffs")
     size_grid = np.unique(np.asarray(min_object_sizes).ravel())
     predicted, tp, n_true = size_filter_counts(probability_maps, truth, cutoff_grid, size_grid)
     # a gated image's map counts as all zeros: nothing kept at a cut-off >= 0; below 0 the
     # whole image is one object
-    pixels = np.array([np.size(m) for m in probability_maps], dtype=np.int64)
-    gated_predicted = np.where(cutoff_grid[:, None] < 0, pixels[:, None, None] * (pixels[:, None, None] >= size_grid), 0)
-    gated_tp = np.where(cutoff_grid[:, None] < 0, n_true[:, None, None] * (pixels[:, None, None] >= size_grid), 0)
+    pixels = np.array([np.size(m) for m in probability_maps], dtype=np.int64)[:, None, None]
+    whole_image_kept = (cutoff_grid[:, None] < 0) & (pixels >= size_grid)
+    gated_predicted = np.where(whole_image_kept, pixels, 0)
+    gated_tp = np.where(whole_image_kept, n_true[:, None, None], 0)
     total_true = int(n_true.sum())
     best, tried = None, set()
     for gate in sorted(set(float(g) for g in gates)):

@@ -153,3 +153,9 @@ def test_calibrate_chooses_what_scoring_every_combination_chooses(seed):
     expected = _brute_force_calibration(maps, truth, cutoffs, sizes, probabilities, gates)
     assert (chosen.cutoff, chosen.min_object_size, chosen.gate) == (expected[0], expected[1], expected[3])
     assert chosen.val_iou == pytest.approx(expected[2], rel=0, abs=1e-15)
+
+
+def test_calibrate_refuses_probabilities_that_do_not_pair_with_the_maps():
+    maps, truth = _random_maps(np.random.default_rng(0), 3)
+    with pytest.raises(ArtsegInputError, match="2 image probabilities for 3 maps"):
+        calibrate(maps, truth, cutoffs=[0.5], min_object_sizes=[0], image_probabilities=[0.1, 0.9])
