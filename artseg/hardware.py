@@ -12,7 +12,7 @@ One place decides, from what the CPU (or GPU) offers, how every network in ArtSe
   ``dnnl_primitive::~dnnl_primitive``): there only the contiguous layout is safe
   (``benchmarks/RESULTS.md``: "Compute path"). Forward-only passes (prediction, Score-CAM)
   take channels_last there too (:func:`inference_memory_format`): oneDNN's AVX2 forward
-  convolutions are safe in it and run 1.6-1.9x faster once the weights share the layout.
+  convolutions are safe in it and run 1.5-1.95x faster once the weights share the layout.
 
 ``ATEN_CPU_CAPABILITY=avx2`` (with ``ONEDNN_MAX_CPU_ISA=AVX2``) makes a bigger CPU take the
 AVX2 path in full, precision included, so that path can be exercised on any machine.
@@ -136,7 +136,9 @@ def inference_layout(model: torch.nn.Module, memory_format: torch.memory_format)
 
     oneDNN runs its fast channels_last kernels only when the weights share the activations'
     layout (weights left contiguous cost the whole gain); models are trained, saved and
-    fingerprinted contiguous, so they go back to it.
+    fingerprinted contiguous, so they go back to it. Threads sharing one model stay correct
+    (every layout computes the same values) but may run some passes in the slow layout: give
+    each worker one thread, as the Dask engine does.
     """
     if memory_format == torch.contiguous_format:
         yield model
