@@ -138,7 +138,7 @@ def inference_layout(model: torch.nn.Module, memory_format: torch.memory_format)
     layout (weights left contiguous cost the whole gain); models are trained, saved and
     fingerprinted contiguous, so they go back to it. Threads sharing one model stay correct
     (every layout computes the same values) but may run some passes in the slow layout: give
-    each worker one thread, as the Dask engine does.
+    each worker one thread, as `--workers N` does.
     """
     if memory_format == torch.contiguous_format:
         yield model
